@@ -1,0 +1,84 @@
+"""Settings from AUTHGATE_* environment variables."""
+
+import os
+import secrets
+from pathlib import Path
+
+DEFAULT_ISSUER = "http://localhost:5000"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and why."""
+
+
+def _int(env, name, default, low, high):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the common short form."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_key(env, instance_path: Path, environment: str) -> str:
+    key = env.get("AUTHGATE_SECRET_KEY")
+    if key:
+        if len(key) < 32:
+            raise ConfigError("AUTHGATE_SECRET_KEY must be at least 32 characters")
+        return key
+    if environment == "production":
+        raise ConfigError("AUTHGATE_SECRET_KEY is required when AUTHGATE_ENV=production")
+    # Development: keep one generated key in instance/ so sessions and the
+    # encrypted signing keys survive a restart.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def load(instance_path: str, env=None, overrides=None) -> dict:
+    """Build the Flask config mapping from the environment; `overrides` win over it."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    instance = Path(instance_path)
+    environment = env.get("AUTHGATE_ENV", "development")
+    if environment not in ("development", "production", "testing"):
+        raise ConfigError(f"AUTHGATE_ENV must be development, production or testing, got {environment!r}")
+    database_url = env.get("AUTHGATE_DATABASE_URL") or f"sqlite:///{instance / 'authgate.db'}"
+    issuer = (env.get("AUTHGATE_ISSUER") or DEFAULT_ISSUER).rstrip("/")
+    if not issuer.startswith(("http://", "https://")):
+        raise ConfigError(f"AUTHGATE_ISSUER must be an http(s) URL, got {issuer!r}")
+    return {
+        "AUTHGATE_ENV": environment,
+        "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(env, instance, environment),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "AUTHGATE_ISSUER": issuer,
+        "AUTHGATE_ADMIN_PASSWORD": env.get("AUTHGATE_ADMIN_PASSWORD") or None,
+        # bcrypt cost for user passwords; hashes are upgraded on login when it changes.
+        "AUTHGATE_BCRYPT_ROUNDS": _int(env, "AUTHGATE_BCRYPT_ROUNDS", 12, 4, 16),
+        # JWKS Cache-Control max-age; a new key is published this long before it signs.
+        "AUTHGATE_JWKS_MAX_AGE": _int(env, "AUTHGATE_JWKS_MAX_AGE", 600, 0, 86400),
+        # How often a worker re-reads the signing keys from the database.
+        "AUTHGATE_KEY_REFRESH_SECONDS": _int(env, "AUTHGATE_KEY_REFRESH_SECONDS", 30, 0, 3600),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": issuer.startswith("https://"),
+        "WTF_CSRF_TIME_LIMIT": None,
+    }

@@ -1,0 +1,34 @@
+"""Signing keys for ID tokens and JWT access tokens."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models._types import UTCDateTime, utcnow
+
+
+class SigningKey(db.Model):
+    """One key pair; its state (next, active, retired) follows from its timestamps.
+
+    A key is `next` until `activates_at`, then `active` until a newer key of the same
+    algorithm activates (`retired_at`), then `retired` while tokens it signed may live.
+    """
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    alg: Mapped[str] = mapped_column(sa.String(16), index=True)
+    public_jwk: Mapped[dict] = mapped_column(sa.JSON)
+    # The private JWK, encrypted with a key derived from AUTHGATE_SECRET_KEY.
+    private_jwk_encrypted: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activates_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (sa.CheckConstraint("alg IN ('RS256', 'ES256', 'EdDSA')", name="alg"),)
+
+    def __repr__(self):
+        return f"<SigningKey {self.kid} {self.alg}>"

@@ -1,0 +1,24 @@
+"""Roles, defined under one client."""
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+
+class Role(db.Model):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_pk: Mapped[int] = mapped_column(sa.ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (
+        sa.UniqueConstraint("client_pk", "name"),
+        # Target of the composite foreign key from user_roles.
+        sa.UniqueConstraint("client_pk", "id"),
+    )
+
+    def __repr__(self):
+        return f"<Role {self.name} of client {self.client_pk}>"

@@ -1,0 +1,69 @@
+"""Business rules shared by the CLI, the console and the protocol endpoints.
+
+Services take and return plain values and models, never Flask request objects. Every write
+is one transaction: it commits on success and rolls back on any error, leaving nothing
+half-made.
+"""
+
+from contextlib import contextmanager
+
+from app.extensions import db
+
+
+class ServiceError(Exception):
+    """Base for errors a caller shows to a person."""
+
+
+class ValidationError(ServiceError):
+    """Input broke a rule; `errors` maps each field to the reason."""
+
+    def __init__(self, errors: dict[str, str] | str, reason: str | None = None):
+        if isinstance(errors, str):
+            errors = {errors: reason or "is invalid"}
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{field}: {why}" for field, why in self.errors.items()))
+
+    @property
+    def field(self) -> str:
+        return next(iter(self.errors))
+
+    @property
+    def reason(self) -> str:
+        return self.errors[self.field]
+
+
+class NotFound(ServiceError):
+    """The named object does not exist (in the given client)."""
+
+
+class Errors:
+    """Collect field errors so a form can show all of them at once."""
+
+    def __init__(self):
+        self.errors: dict[str, str] = {}
+
+    def add(self, field: str, reason: str) -> None:
+        self.errors.setdefault(field, reason)
+
+    def check(self, field: str, func, *args):
+        """Run a validator; record its ValidationError under `field` and return None."""
+        try:
+            return func(*args)
+        except ValidationError as exc:
+            self.add(field, exc.reason)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+@contextmanager
+def transaction():
+    """Commit what the block wrote, or roll all of it back."""
+    try:
+        yield db.session
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise

@@ -1,0 +1,425 @@
+"""Clients: registration, validation, secrets."""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from app.extensions import db
+from app.models import Client, Role, User
+from app.services import Errors, NotFound, ValidationError, transaction
+from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
+
+CONSOLE_CLIENT_ID = "authgate-console"
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+TOKEN_FORMATS = ("jwt", "opaque")
+SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+STANDARD_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
+
+ACCESS_TOKEN_LIFETIME = (60, 24 * 3600)
+REFRESH_TOKEN_LIFETIME = (300, 90 * 86400)
+
+CLIENT_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]$")
+# RFC 6749 scope-token: NQCHAR, i.e. printable ASCII without space, '"' and '\'.
+SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# RFC 8252 private-use schemes for native apps are reverse domain names (com.example.app).
+PRIVATE_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+-]*(?:\.[a-z0-9+-]+)+$")
+
+DEFAULTS = {
+    "description": "",
+    "token_endpoint_auth_methods": ["client_secret_basic"],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "redirect_uris": [],
+    "post_logout_redirect_uris": [],
+    "scopes": ["openid", "profile", "email", "roles"],
+    "access_token_lifetime": 3600,
+    "refresh_token_lifetime": 30 * 86400,
+    "require_pkce": True,
+    "token_format": "jwt",
+    "signing_alg": "RS256",
+    "require_consent": False,
+    "jwks": None,
+}
+FIELDS = ("client_id", "name", *DEFAULTS)
+
+
+# --- field validators: each takes raw input and returns the normalised value ----------
+
+
+def _fail(reason: str):
+    raise ValidationError("value", reason)
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def check_client_id(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        _fail("is required")
+    if not CLIENT_ID_RE.match(value):
+        _fail(
+            "must be 3 to 64 characters: lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def check_name(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        _fail("is required")
+    if len(value) > 120:
+        _fail("must be at most 120 characters")
+    return value
+
+
+def check_description(value) -> str:
+    value = (value or "").strip()
+    if len(value) > 2000:
+        _fail("must be at most 2000 characters")
+    return value
+
+
+def check_auth_methods(value) -> list[str]:
+    methods = _unique(_as_list(value))
+    if not methods:
+        _fail("choose at least one authentication method")
+    unknown = [m for m in methods if m not in AUTH_METHODS]
+    if unknown:
+        _fail(f"unknown method {unknown[0]!r}; use one of {', '.join(AUTH_METHODS)}")
+    if "none" in methods and len(methods) > 1:
+        _fail("'none' (public client) cannot be combined with other methods")
+    return methods
+
+
+def check_grant_types(value) -> list[str]:
+    grants = _unique(_as_list(value))
+    if not grants:
+        _fail("choose at least one grant type")
+    unknown = [g for g in grants if g not in GRANT_TYPES]
+    if unknown:
+        _fail(f"unknown grant type {unknown[0]!r}; use one of {', '.join(GRANT_TYPES)}")
+    return grants
+
+
+def check_redirect_uri(uri: str) -> str:
+    if len(uri) > 2000:
+        _fail("must be at most 2000 characters")
+    if any(c.isspace() for c in uri) or "*" in uri:
+        _fail(f"{uri!r} must be one exact URI without spaces or wildcards")
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        _fail(f"{uri!r} must be an absolute URI (https://...)")
+    if parts.fragment or uri.endswith("#"):
+        _fail(f"{uri!r} must not contain a fragment (#...)")
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            _fail(f"{uri!r} must name a host")
+        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            _fail(f"{uri!r}: plain http is only allowed for localhost and 127.0.0.1; use https")
+    elif not PRIVATE_SCHEME_RE.match(scheme):
+        _fail(
+            f"{uri!r}: use https, http on localhost, or an app scheme "
+            "in reverse-domain form (com.example.app:/callback)"
+        )
+    return uri
+
+
+def check_redirect_uris(value) -> list[str]:
+    if isinstance(value, str):
+        value = value.split()
+    return _unique([check_redirect_uri(uri) for uri in _as_list(value)])
+
+
+def check_scopes(value) -> list[str]:
+    scopes = _unique(_as_list(value))
+    for scope in scopes:
+        if not SCOPE_RE.match(scope):
+            _fail(f"{scope!r} is not a valid scope: up to 64 printable characters, no quotes")
+    return scopes
+
+
+def _check_int(value, low: int, high: int, unit_hint: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        _fail("must be a whole number of seconds")
+    if not low <= number <= high:
+        _fail(f"must be between {low} and {high} seconds ({unit_hint})")
+    return number
+
+
+def check_access_token_lifetime(value) -> int:
+    return _check_int(value, *ACCESS_TOKEN_LIFETIME, "1 minute to 24 hours")
+
+
+def check_refresh_token_lifetime(value) -> int:
+    return _check_int(value, *REFRESH_TOKEN_LIFETIME, "5 minutes to 90 days")
+
+
+def check_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "y"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", "n", ""):
+        return False
+    _fail("must be true or false")
+
+
+def _choice(options):
+    def check(value) -> str:
+        if value not in options:
+            _fail(f"must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def check_jwks(value) -> dict | None:
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            _fail("must be a JSON Web Key Set")
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list) or not value["keys"]:
+        _fail('must be a JSON Web Key Set: {"keys": [...]} with at least one key')
+    for jwk in value["keys"]:
+        if not isinstance(jwk, dict):
+            _fail("each key must be a JSON object")
+        if any(member in jwk for member in ("d", "p", "q", "k")):
+            _fail("must hold public keys only; never register a private key")
+    try:
+        KeySet.import_key_set(value)
+    except (JoseError, ValueError, TypeError) as exc:
+        _fail(f"is not a valid key set: {exc}")
+    return value
+
+
+VALIDATORS = {
+    "client_id": check_client_id,
+    "name": check_name,
+    "description": check_description,
+    "token_endpoint_auth_methods": check_auth_methods,
+    "grant_types": check_grant_types,
+    "redirect_uris": check_redirect_uris,
+    "post_logout_redirect_uris": check_redirect_uris,
+    "scopes": check_scopes,
+    "access_token_lifetime": check_access_token_lifetime,
+    "refresh_token_lifetime": check_refresh_token_lifetime,
+    "require_pkce": check_bool,
+    "token_format": _choice(TOKEN_FORMATS),
+    "signing_alg": _choice(SIGNING_ALGS),
+    "require_consent": check_bool,
+    "jwks": check_jwks,
+}
+
+
+def validate_fields(fields: dict, errors: Errors | None = None) -> dict:
+    """Normalise the given fields one by one; errors name the field (for a wizard step)."""
+    own = errors is None
+    errors = errors or Errors()
+    clean = {}
+    for name, value in fields.items():
+        if name not in VALIDATORS:
+            raise TypeError(f"unknown client field {name!r}")
+        result = errors.check(name, VALIDATORS[name], value)
+        if name not in errors.errors:
+            clean[name] = result
+    if own:
+        errors.raise_if_any()
+    return clean
+
+
+def validate_client(fields: dict) -> dict:
+    """Validate a whole client: every field, then the rules that tie fields together."""
+    errors = Errors()
+    clean = validate_fields({**DEFAULTS, **fields}, errors)
+    for required in ("client_id", "name"):
+        if required not in fields:
+            errors.add(required, "is required")
+    methods = clean.get("token_endpoint_auth_methods")
+    grants = clean.get("grant_types")
+    if methods and grants:
+        public = methods == ["none"]
+        if public and "client_credentials" in grants:
+            errors.add(
+                "grant_types",
+                "client_credentials needs a confidential client; a public client has no secret",
+            )
+        if "refresh_token" in grants and "authorization_code" not in grants:
+            errors.add("grant_types", "refresh_token is only issued with authorization_code")
+        if "authorization_code" in grants and not clean.get("redirect_uris", True):
+            errors.add("redirect_uris", "add at least one redirect URI for authorization_code")
+        if public and clean.get("require_pkce") is False:
+            errors.add("require_pkce", "public clients must use PKCE")
+        if "private_key_jwt" in methods and "jwks" in clean and not clean["jwks"]:
+            errors.add("jwks", "private_key_jwt needs the client's public keys (a JWK Set)")
+    access = clean.get("access_token_lifetime")
+    refresh = clean.get("refresh_token_lifetime")
+    if access and refresh and refresh < access:
+        errors.add("refresh_token_lifetime", "must be at least the access token lifetime")
+    errors.raise_if_any()
+    return clean
+
+
+def needs_secret(methods: list[str]) -> bool:
+    return bool(SECRET_AUTH_METHODS.intersection(methods))
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def paginate(query, page: int, per_page: int) -> Page:
+    page = max(1, page)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(list(items), total or 0, page, per_page)
+
+
+def find_client(client_id: str) -> Client | None:
+    if not isinstance(client_id, str):
+        return None
+    return db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
+
+
+def get_client(client_id: str) -> Client:
+    client = find_client(client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    return client
+
+
+def list_clients(search: str | None = None, page: int = 1, per_page: int = 50) -> Page:
+    query = sa.select(Client).order_by(Client.client_id)
+    if search:
+        pattern = like_pattern(search.strip())
+        query = query.where(
+            sa.or_(Client.client_id.ilike(pattern, escape="\\"), Client.name.ilike(pattern, escape="\\"))
+        )
+    return paginate(query, page, per_page)
+
+
+def usage(client: Client) -> dict[str, int]:
+    """Count what would go with the client if it were deleted."""
+    users = db.session.scalar(sa.select(sa.func.count()).where(User.client_pk == client.id))
+    roles = db.session.scalar(sa.select(sa.func.count()).where(Role.client_pk == client.id))
+    return {"users": users or 0, "roles": roles or 0}
+
+
+def to_dict(client: Client) -> dict:
+    """The client as a script would want it; never the secret or its hash."""
+    data = {name: getattr(client, name) for name in FIELDS}
+    data["public"] = client.is_public
+    data["created_at"] = client.created_at.isoformat()
+    return data
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def create_client(**fields) -> tuple[Client, str | None]:
+    """Register a client; return it with its secret, which is shown only now."""
+    clean = validate_client(fields)
+    with transaction():
+        if find_client(clean["client_id"]) is not None:
+            raise ValidationError("client_id", f"{clean['client_id']!r} is already taken")
+        client = Client(**clean)
+        secret = None
+        if needs_secret(clean["token_endpoint_auth_methods"]):
+            secret = new_secret(CLIENT_SECRET_PREFIX)
+            client.secret_hash = sha256_hex(secret)
+            client.secret_rotated_at = datetime.now(UTC)
+        db.session.add(client)
+        db.session.flush()
+    return client, secret
+
+
+def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
+    """Change a client's settings; return a new secret if it now needs one and had none."""
+    if "client_id" in changes and changes["client_id"] != client_id:
+        raise ValidationError("client_id", "cannot be changed; applications already use it")
+    with transaction():
+        client = get_client(client_id)
+        current = {name: getattr(client, name) for name in FIELDS}
+        clean = validate_client({**current, **changes})
+        for name, value in clean.items():
+            setattr(client, name, value)
+        secret = None
+        if not needs_secret(client.token_endpoint_auth_methods):
+            client.secret_hash = None
+        elif client.secret_hash is None:
+            secret = new_secret(CLIENT_SECRET_PREFIX)
+            client.secret_hash = sha256_hex(secret)
+            client.secret_rotated_at = datetime.now(UTC)
+    return client, secret
+
+
+def rotate_secret(client_id: str) -> str:
+    """Replace the client's secret; the old one stops working at once."""
+    with transaction():
+        client = get_client(client_id)
+        if not needs_secret(client.token_endpoint_auth_methods):
+            raise ValidationError("client_id", f"{client_id!r} does not authenticate with a client secret")
+        secret = new_secret(CLIENT_SECRET_PREFIX)
+        client.secret_hash = sha256_hex(secret)
+        client.secret_rotated_at = datetime.now(UTC)
+    return secret
+
+
+def check_deletable(client_id: str) -> None:
+    if client_id == CONSOLE_CLIENT_ID:
+        raise ValidationError("client_id", "the console's own client cannot be deleted")
+
+
+def delete_client(client_id: str) -> dict[str, int]:
+    """Delete a client with its users and roles; return how many went with it."""
+    check_deletable(client_id)
+    with transaction():
+        client = get_client(client_id)
+        gone = usage(client)
+        db.session.delete(client)
+    return gone
+
+
+def verify_secret(client: Client, secret: str) -> bool:
+    return matches_hash(secret, client.secret_hash)

@@ -1,0 +1,96 @@
+"""Roles per client."""
+
+import re
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Client, Role, User, UserRole
+from app.services import Errors, NotFound, ValidationError, transaction
+from app.services.clients import get_client
+
+ROLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
+
+
+def check_role_name(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("name", "is required")
+    if not ROLE_NAME_RE.match(value):
+        raise ValidationError(
+            "name",
+            "must start with a letter and use up to 64 letters, digits, '_', '.', ':' or '-' "
+            "(for example ROLE_ADMIN)",
+        )
+    return value
+
+
+def check_description(value) -> str:
+    value = (value or "").strip()
+    if len(value) > 500:
+        raise ValidationError("description", "must be at most 500 characters")
+    return value
+
+
+def find_role(client: Client, name: str) -> Role | None:
+    return db.session.scalar(sa.select(Role).where(Role.client_pk == client.id, Role.name == name))
+
+
+def get_role(client: Client, name: str) -> Role:
+    role = find_role(client, name)
+    if role is None:
+        raise NotFound(f"client {client.client_id!r} has no role {name!r}")
+    return role
+
+
+def list_roles(client: Client) -> list[Role]:
+    return list(db.session.scalars(sa.select(Role).where(Role.client_pk == client.id).order_by(Role.name)))
+
+
+def holders(role: Role) -> list[User]:
+    """Users who hold the role, by username."""
+    query = (
+        sa.select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_id == role.id)
+        .order_by(User.username)
+    )
+    return list(db.session.scalars(query))
+
+
+def holder_counts(client: Client) -> dict[int, int]:
+    """Number of holders of each role of the client, by role id."""
+    query = (
+        sa.select(UserRole.role_id, sa.func.count())
+        .where(UserRole.client_pk == client.id)
+        .group_by(UserRole.role_id)
+    )
+    return dict(db.session.execute(query).all())
+
+
+def create_role(client_id: str, name: str, description: str = "") -> Role:
+    errors = Errors()
+    name = errors.check("name", check_role_name, name)
+    description = errors.check("description", check_description, description)
+    errors.raise_if_any()
+    with transaction():
+        client = get_client(client_id)
+        if find_role(client, name) is not None:
+            raise ValidationError("name", f"client {client_id!r} already has a role {name!r}")
+        role = Role(client_pk=client.id, name=name, description=description)
+        db.session.add(role)
+        db.session.flush()
+    return role
+
+
+def delete_role(client_id: str, name: str) -> list[str]:
+    """Delete the role; return the usernames that held it."""
+    with transaction():
+        role = get_role(get_client(client_id), name)
+        had_it = [user.username for user in holders(role)]
+        db.session.delete(role)
+    return had_it
+
+
+def to_dict(role: Role) -> dict:
+    return {"name": role.name, "description": role.description}

@@ -1,0 +1,300 @@
+"""Users per client: registration, passwords, roles."""
+
+import re
+
+import bcrypt
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+
+from app.extensions import db
+from app.models import Client, Role, User, UserRole
+from app.services import Errors, NotFound, ValidationError, transaction
+from app.services.clients import Page, get_client, like_pattern, paginate
+from app.services.roles import get_role
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+PASSWORD_MIN_LENGTH = 8
+# bcrypt reads at most 72 bytes; a longer password would be silently truncated.
+PASSWORD_MAX_BYTES = 72
+
+
+def check_username(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError("username", "is required")
+    if not USERNAME_RE.match(value):
+        raise ValidationError(
+            "username",
+            "must be 1 to 64 characters: letters, digits, '.', '_', '@', '+' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def check_email(value) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationError("email", f"is not a valid address: {exc}") from None
+
+
+def check_person_name(field: str, value) -> str:
+    value = (value or "").strip()
+    if len(value) > 100:
+        raise ValidationError(field, "must be at most 100 characters")
+    return value
+
+
+def check_password(password, username: str | None = None) -> str:
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN_LENGTH:
+        raise ValidationError("password", f"must be at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise ValidationError("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
+    if username and password.casefold() == username.casefold():
+        raise ValidationError("password", "must not be the username")
+    return password
+
+
+def hash_password(password: str) -> str:
+    rounds = current_app.config["AUTHGATE_BCRYPT_ROUNDS"]
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def password_matches(password: str, password_hash: str | None) -> bool:
+    if not password_hash or not isinstance(password, str):
+        return False
+    encoded = password.encode()
+    if len(encoded) > PASSWORD_MAX_BYTES:
+        return False
+    return bcrypt.checkpw(encoded, password_hash.encode())
+
+
+def hash_cost(password_hash: str) -> int:
+    # "$2b$12$..." -> 12
+    return int(password_hash.split("$")[2])
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def find_user(client: Client, username: str) -> User | None:
+    if not isinstance(username, str) or not username:
+        return None
+    query = sa.select(User).where(
+        User.client_pk == client.id, sa.func.lower(User.username) == username.strip().lower()
+    )
+    return db.session.scalar(query)
+
+
+def find_user_by_email(client: Client, email: str) -> User | None:
+    if not email:
+        return None
+    query = sa.select(User).where(User.client_pk == client.id, sa.func.lower(User.email) == email.lower())
+    return db.session.scalar(query)
+
+
+def get_user(client: Client, username: str) -> User:
+    user = find_user(client, username)
+    if user is None:
+        raise NotFound(f"client {client.client_id!r} has no user {username!r}")
+    return user
+
+
+def list_users(client: Client, search: str | None = None, page: int = 1, per_page: int = 50) -> Page:
+    query = sa.select(User).where(User.client_pk == client.id).order_by(sa.func.lower(User.username))
+    if search:
+        pattern = like_pattern(search.strip())
+        query = query.where(
+            sa.or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (User.username, User.email, User.first_name, User.last_name)
+                )
+            )
+        )
+    return paginate(query, page, per_page)
+
+
+def role_names(user: User) -> list[str]:
+    query = (
+        sa.select(Role.name)
+        .join(UserRole, UserRole.role_id == Role.id)
+        .where(UserRole.user_id == user.id)
+        .order_by(Role.name)
+    )
+    return list(db.session.scalars(query))
+
+
+def to_dict(user: User) -> dict:
+    return {
+        "sub": user.sub,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "enabled": user.enabled,
+        "has_password": user.password_hash is not None,
+        "roles": role_names(user),
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def _ensure_unique(client: Client, username: str | None, email: str | None, user: User | None = None):
+    if username is not None:
+        other = find_user(client, username)
+        if other is not None and other is not user:
+            raise ValidationError("username", f"{username!r} is already taken in this client")
+    if email is not None:
+        other = find_user_by_email(client, email)
+        if other is not None and other is not user:
+            raise ValidationError("email", f"{email!r} is already used by another user of this client")
+
+
+def _add_role(user: User, role: Role) -> None:
+    if role.client_pk != user.client_pk:
+        raise ValidationError("role", f"{role.name!r} belongs to another client")
+    exists = db.session.get(UserRole, (user.id, role.id))
+    if exists is None:
+        db.session.add(UserRole(client_pk=user.client_pk, user_id=user.id, role_id=role.id))
+
+
+def create_user(
+    client_id: str,
+    username: str,
+    email: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    roles: tuple[str, ...] | list[str] = (),
+    enabled: bool = True,
+    email_verified: bool = False,
+) -> User:
+    """Register a user under a client; `password=None` makes a social-login-only account."""
+    errors = Errors()
+    username = errors.check("username", check_username, username)
+    email = errors.check("email", check_email, email)
+    first_name = errors.check("first_name", check_person_name, "first_name", first_name)
+    last_name = errors.check("last_name", check_person_name, "last_name", last_name)
+    if password is not None:
+        errors.check("password", check_password, password, username)
+    errors.raise_if_any()
+    with transaction():
+        client = get_client(client_id)
+        _ensure_unique(client, username, email)
+        user = User(
+            client_pk=client.id,
+            username=username,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            password_hash=hash_password(password) if password is not None else None,
+            enabled=enabled,
+            email_verified=email_verified and email is not None,
+        )
+        db.session.add(user)
+        db.session.flush()
+        for name in roles:
+            try:
+                _add_role(user, get_role(client, name))
+            except NotFound as exc:
+                raise ValidationError("roles", str(exc)) from None
+    return user
+
+
+def update_user(client_id: str, username: str, **changes) -> User:
+    """Change a user's email, names or flags."""
+    allowed = {"email", "first_name", "last_name", "enabled", "email_verified"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise TypeError(f"cannot change {', '.join(sorted(unknown))} with update_user")
+    errors = Errors()
+    clean = {}
+    if "email" in changes:
+        clean["email"] = errors.check("email", check_email, changes["email"])
+    for field in ("first_name", "last_name"):
+        if field in changes:
+            clean[field] = errors.check(field, check_person_name, field, changes[field])
+    for flag in ("enabled", "email_verified"):
+        if flag in changes:
+            clean[flag] = bool(changes[flag])
+    errors.raise_if_any()
+    with transaction():
+        client = get_client(client_id)
+        user = get_user(client, username)
+        if "email" in clean:
+            _ensure_unique(client, None, clean["email"], user)
+            if clean["email"] != user.email:
+                user.email_verified = False
+        for field, value in clean.items():
+            setattr(user, field, value)
+        if user.email is None:
+            user.email_verified = False
+    return user
+
+
+def set_password(client_id: str, username: str, password: str | None) -> User:
+    """Set a new password, or remove it (`None`) for a social-login-only account."""
+    with transaction():
+        user = get_user(get_client(client_id), username)
+        if password is None:
+            user.password_hash = None
+        else:
+            check_password(password, user.username)
+            user.password_hash = hash_password(password)
+    return user
+
+
+def set_enabled(client_id: str, username: str, enabled: bool) -> User:
+    return update_user(client_id, username, enabled=enabled)
+
+
+def assign_role(client_id: str, username: str, role_name: str) -> User:
+    with transaction():
+        client = get_client(client_id)
+        user = get_user(client, username)
+        _add_role(user, get_role(client, role_name))
+    return user
+
+
+def assign_role_object(user: User, role: Role) -> None:
+    """Give a loaded role to a loaded user; refused when they belong to different clients."""
+    with transaction():
+        _add_role(user, role)
+
+
+def remove_role(client_id: str, username: str, role_name: str) -> User:
+    with transaction():
+        client = get_client(client_id)
+        user = get_user(client, username)
+        role = get_role(client, role_name)
+        link = db.session.get(UserRole, (user.id, role.id))
+        if link is not None:
+            db.session.delete(link)
+    return user
+
+
+def set_roles(client_id: str, username: str, role_names_wanted: list[str]) -> User:
+    """Make the user hold exactly these roles of their client."""
+    with transaction():
+        client = get_client(client_id)
+        user = get_user(client, username)
+        wanted = {get_role(client, name).id for name in role_names_wanted}
+        held = set(db.session.scalars(sa.select(UserRole.role_id).where(UserRole.user_id == user.id)))
+        for role_id in held - wanted:
+            db.session.delete(db.session.get(UserRole, (user.id, role_id)))
+        for role_id in wanted - held:
+            db.session.add(UserRole(client_pk=user.client_pk, user_id=user.id, role_id=role_id))
+    return user
+
+
+def delete_user(client_id: str, username: str) -> None:
+    with transaction():
+        db.session.delete(get_user(get_client(client_id), username))

@@ -1,0 +1,148 @@
+"""Fixtures: every database test runs on SQLite and, when AUTHGATE_TEST_DATABASE_URL is set, on PostgreSQL.
+
+The schema is built once per database from the Alembic migrations (with signing keys made by
+`ensure_keys`); each test then starts from that state: a fresh copy of the SQLite file, or
+truncated PostgreSQL tables with the template keys put back.
+"""
+
+import os
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.config import normalise_database_url
+from app.extensions import db
+from app.models import SigningKey
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+PG_URL = os.environ.get("AUTHGATE_TEST_DATABASE_URL")
+DATABASES = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+def make_app(database_url: str, **overrides):
+    config = {
+        "TESTING": True,
+        "AUTHGATE_ENV": "testing",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "AUTHGATE_BCRYPT_ROUNDS": 4,
+        "AUTHGATE_ISSUER": "http://localhost:5000",
+        "AUTHGATE_KEY_REFRESH_SECONDS": 0,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def migrate_and_seed(database_url: str) -> list[dict]:
+    """Run every migration and make signing keys; return the key rows."""
+    from flask_migrate import upgrade
+
+    from app.services.keys import ensure_keys
+
+    app = make_app(database_url)
+    with app.app_context():
+        upgrade()
+        ensure_keys()
+        rows = [
+            {c.name: getattr(k, c.name) for c in SigningKey.__table__.columns if c.name != "id"}
+            for k in db.session.scalars(sa.select(SigningKey))
+        ]
+        db.session.remove()
+        db.engine.dispose()
+    return rows
+
+
+class Database:
+    """A migrated database of one kind that hands each test a clean copy."""
+
+    def __init__(self, kind: str, tmp_path_factory):
+        self.kind = kind
+        if kind == "sqlite":
+            self.template = tmp_path_factory.mktemp("template") / "authgate.db"
+            self.key_rows = migrate_and_seed(f"sqlite:///{self.template}")
+        else:
+            self.url = PG_URL
+            # Fail loudly (not skip) when the configured server is unreachable.
+            engine = sa.create_engine(normalise_database_url(PG_URL))
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+                conn.execute(sa.text("CREATE SCHEMA public"))
+            engine.dispose()
+            self.key_rows = migrate_and_seed(PG_URL)
+
+    def fresh_url(self, tmp_path) -> str:
+        if self.kind == "sqlite":
+            target = tmp_path / "authgate.db"
+            shutil.copyfile(self.template, target)
+            return f"sqlite:///{target}"
+        return self.url
+
+    def reset(self, app) -> None:
+        """Empty every table and put the template signing keys back (PostgreSQL)."""
+        if self.kind == "sqlite":
+            return
+        with app.app_context():
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.execute(sa.insert(SigningKey), self.key_rows)
+            db.session.commit()
+            db.session.remove()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database(request, tmp_path_factory):
+    return Database(request.param, tmp_path_factory)
+
+
+@pytest.fixture
+def app(database, tmp_path):
+    application = make_app(database.fresh_url(tmp_path))
+    database.reset(application)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_client(app):
+    """Create a client through the service; return (client, secret)."""
+    from app.services import clients
+
+    counter = iter(range(1, 10_000))
+
+    def factory(**fields):
+        fields.setdefault("client_id", f"client-{next(counter)}")
+        fields.setdefault("name", fields["client_id"].title())
+        fields.setdefault("redirect_uris", ["http://127.0.0.1:8765/cb"])
+        return clients.create_client(**fields)
+
+    return factory
+
+
+@pytest.fixture
+def make_role(app):
+    from app.services import roles
+
+    def factory(client_id, name="ROLE_VIEWER", description=""):
+        return roles.create_role(client_id, name, description)
+
+    return factory
+
+
+@pytest.fixture
+def make_user(app):
+    from app.services import users
+
+    def factory(client_id, username="alice", password="correct horse", **fields):
+        fields.setdefault("email", f"{username}@example.com")
+        return users.create_user(client_id, username, password=password, **fields)
+
+    return factory

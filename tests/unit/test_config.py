@@ -1,0 +1,43 @@
+"""Settings from the environment."""
+
+import pytest
+
+from app.config import ConfigError, load, normalise_database_url
+
+KEY = "k" * 40
+
+
+def test_defaults(tmp_path):
+    config = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY})
+    assert config["AUTHGATE_ISSUER"] == "http://localhost:5000"
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'authgate.db'}"
+    assert config["AUTHGATE_BCRYPT_ROUNDS"] == 12
+
+
+def test_development_generates_and_keeps_a_secret_key(tmp_path):
+    first = load(str(tmp_path), env={})["SECRET_KEY"]
+    assert len(first) >= 32
+    assert load(str(tmp_path), env={})["SECRET_KEY"] == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AUTHGATE_ENV": "production"}, "AUTHGATE_SECRET_KEY is required"),
+        ({"AUTHGATE_SECRET_KEY": "short"}, "at least 32 characters"),
+        ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_BCRYPT_ROUNDS": "3"}, "between 4 and 16"),
+        ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_BCRYPT_ROUNDS": "many"}, "must be an integer"),
+        ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_ISSUER": "localhost:5000"}, "http(s) URL"),
+        ({"AUTHGATE_ENV": "staging"}, "development, production or testing"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load(str(tmp_path), env=env)
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
