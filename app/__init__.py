@@ -1,11 +1,14 @@
 """AuthGate IAM: an OAuth 2.1 / OpenID Connect authorization server."""
 
+from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import csrf, db, migrate
 
 __version__ = "0.1.0"
 
@@ -16,12 +19,25 @@ def create_app(config: dict | None = None) -> Flask:
     overrides = dict(config or {})
     app.config.update(settings.load(app.instance_path, overrides=overrides))
     app.config.update(overrides)
+    app.permanent_session_lifetime = timedelta(seconds=app.config["AUTHGATE_SESSION_LIFETIME"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    proxies = app.config["AUTHGATE_TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_dir())
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
-    login_manager.init_app(app)
+
+    from app.oauth import server
+
+    server.init_app(app)
+
+    from app.auth import bp as auth_bp
+    from app.oauth import bp as oauth_bp
+
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(auth_bp)
 
     from app import cli
 
@@ -31,8 +47,24 @@ def create_app(config: dict | None = None) -> Flask:
     def healthz():
         return jsonify(status="ok", version=__version__)
 
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.mimetype == "text/html":
+            # Pages are never framed (no clickjacking of the sign-in form) and load only our own files.
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+            )
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error):
+        message = "The form expired or was sent from elsewhere. Go back, reload the page and try again."
+        return render_template("error.html", title="Please try again", message=message), 400
+
     return app
-
-
-def _migrations_dir() -> str:
-    return str(Path(__file__).resolve().parent.parent / "migrations")

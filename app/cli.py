@@ -85,14 +85,10 @@ def init_command(admin_password):
     client = client_service.get_client(CONSOLE_CLIENT_ID)
     role = role_service.find_role(client, CONSOLE_ADMIN_ROLE)
     if role is None:
-        role = role_service.create_role(
-            CONSOLE_CLIENT_ID, CONSOLE_ADMIN_ROLE, "Administers AuthGate in the console"
-        )
+        role = role_service.create_role(CONSOLE_CLIENT_ID, CONSOLE_ADMIN_ROLE, "Administers AuthGate in the console")
     password = None
     if not role_service.holders(role):
-        password = (
-            admin_password or current_app.config["AUTHGATE_ADMIN_PASSWORD"] or secrets.token_urlsafe(12)
-        )
+        password = admin_password or current_app.config["AUTHGATE_ADMIN_PASSWORD"] or secrets.token_urlsafe(12)
         user_service.create_user(
             CONSOLE_CLIENT_ID,
             CONSOLE_ADMIN_USERNAME,
@@ -313,9 +309,7 @@ def users_create(client_id, username, password, no_password, roles, disabled, as
         fail("give --password or --no-password, not both")
     if password is None and not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = user_service.create_user(
-        client_id, username, password=password, roles=roles, enabled=not disabled, **fields
-    )
+    user = user_service.create_user(client_id, username, password=password, roles=roles, enabled=not disabled, **fields)
     if as_json:
         emit_json(user_service.to_dict(user))
     else:
@@ -434,10 +428,7 @@ def keys_list(as_json):
         emit_json(rows)
         return
     table(
-        [
-            [r["kid"], r["alg"], r["state"], r["activates_at"][:19], (r["retired_at"] or "-")[:19]]
-            for r in rows
-        ],
+        [[r["kid"], r["alg"], r["state"], r["activates_at"][:19], (r["retired_at"] or "-")[:19]] for r in rows],
         ["KID", "ALG", "STATE", "ACTIVATES_AT", "RETIRED_AT"],
     )
 
@@ -457,7 +448,17 @@ def keys_rotate(alg, immediately, as_json):
         click.echo(f"New {key.alg} key {key.kid}: signs from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC.")
 
 
+@click.command("purge")
+def purge_command():
+    """Delete expired codes, tokens, sessions and deny-list entries (run it daily from cron)."""
+    from app.services import tokens as token_service
+
+    counts = token_service.purge_expired()
+    click.echo("Purged " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()) + ".")
+
+
 def register(app) -> None:
     app.cli.add_command(init_command)
+    app.cli.add_command(purge_command)
     for group in (clients_cli, roles_cli, users_cli, keys_cli):
         app.cli.add_command(group)

@@ -77,6 +77,10 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_JWKS_MAX_AGE": _int(env, "AUTHGATE_JWKS_MAX_AGE", 600, 0, 86400),
         # How often a worker re-reads the signing keys from the database.
         "AUTHGATE_KEY_REFRESH_SECONDS": _int(env, "AUTHGATE_KEY_REFRESH_SECONDS", 30, 0, 3600),
+        # How long a sign-in lasts in a browser before the user must sign in again.
+        "AUTHGATE_SESSION_LIFETIME": _int(env, "AUTHGATE_SESSION_LIFETIME", 10 * 3600, 300, 30 * 86400),
+        # Number of reverse proxies in front whose X-Forwarded-* headers are trusted.
+        "AUTHGATE_TRUSTED_PROXIES": _int(env, "AUTHGATE_TRUSTED_PROXIES", 0, 0, 5),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": issuer.startswith("https://"),

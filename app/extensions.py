@@ -1,11 +1,13 @@
 """Extension instances, bound to an app in create_app()."""
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.local import LocalProxy
 
 # Named constraints let Alembic drop and recreate them the same way on every database.
 NAMING_CONVENTION = {
@@ -25,6 +27,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
+# Authlib's server is built per app in app/oauth/server.py (grants are registered on it once).
+authorization = LocalProxy(lambda: current_app.extensions["authgate_authorization"])
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

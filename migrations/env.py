@@ -12,9 +12,7 @@ fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 db = current_app.extensions["migrate"].db
-config.set_main_option(
-    "sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%")
-)
+config.set_main_option("sqlalchemy.url", db.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
 
 
 def run_migrations_offline():

@@ -1,8 +1,30 @@
 """SQLAlchemy models, one module per aggregate."""
 
+from app.models.audit import AuditEvent
 from app.models.client import Client
+from app.models.grant import (
+    AccessToken,
+    AuthorizationCode,
+    BrowserSession,
+    Consent,
+    RefreshToken,
+    RevokedJti,
+)
 from app.models.key import SigningKey
 from app.models.role import Role
 from app.models.user import User, UserRole
 
-__all__ = ["Client", "Role", "SigningKey", "User", "UserRole"]
+__all__ = [
+    "AccessToken",
+    "AuditEvent",
+    "AuthorizationCode",
+    "BrowserSession",
+    "Client",
+    "Consent",
+    "RefreshToken",
+    "RevokedJti",
+    "Role",
+    "SigningKey",
+    "User",
+    "UserRole",
+]

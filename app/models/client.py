@@ -3,13 +3,14 @@
 from datetime import datetime
 
 import sqlalchemy as sa
+from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.models._types import UTCDateTime, utcnow
 
 
-class Client(db.Model):
+class Client(db.Model, ClientMixin):
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,6 +48,45 @@ class Client(db.Model):
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_methods == ["none"]
+
+    # Called by Authlib; the rules behind them live in app/services/clients.py.
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only unambiguous when exactly one is registered.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """Return the scope to grant, or None when any requested scope is not the client's."""
+        if not scope:
+            return " ".join(s for s in self.scopes if s != "offline_access")
+        requested = list(dict.fromkeys(scope_to_list(scope)))
+        if any(s not in self.scopes for s in requested):
+            return None
+        return " ".join(requested)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        from app.services.crypto import matches_hash
+
+        return matches_hash(client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.token_endpoint_auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+    @property
+    def client_metadata(self) -> dict:
+        return {"post_logout_redirect_uris": self.post_logout_redirect_uris}
 
     def __repr__(self):
         return f"<Client {self.client_id}>"

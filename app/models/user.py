@@ -64,10 +64,6 @@ class UserRole(db.Model):
     role_id: Mapped[int] = mapped_column(primary_key=True, index=True)
 
     __table_args__ = (
-        sa.ForeignKeyConstraint(
-            ["client_pk", "user_id"], ["users.client_pk", "users.id"], ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["client_pk", "role_id"], ["roles.client_pk", "roles.id"], ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["client_pk", "user_id"], ["users.client_pk", "users.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["client_pk", "role_id"], ["roles.client_pk", "roles.id"], ondelete="CASCADE"),
     )

@@ -3,11 +3,13 @@
 import json
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 from app.extensions import db
@@ -15,6 +17,9 @@ from app.models import SigningKey
 from app.services import ValidationError, transaction
 from app.services.clients import ACCESS_TOKEN_LIFETIME, SIGNING_ALGS
 from app.services.crypto import decrypt, encrypt
+
+# RFC 9864 renames EdDSA to Ed25519; DESIGN.md keeps publishing EdDSA until relying parties catch up.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
 PURPOSE = b"signing-keys"
 # A retired key stays published until every token it signed has expired: the longest
@@ -89,7 +94,10 @@ def rotate(alg: str | None = None, immediately: bool = False) -> list[SigningKey
     if alg and alg not in SIGNING_ALGS:
         raise ValidationError("alg", f"must be one of {', '.join(SIGNING_ALGS)}")
     now = _now()
-    delay = timedelta(seconds=current_app.config["AUTHGATE_JWKS_MAX_AGE"])
+    # Every worker re-reads keys within KEY_REFRESH_SECONDS and then serves the new key in JWKS;
+    # a relying party's cached JWKS is at most JWKS_MAX_AGE old after that.
+    config = current_app.config
+    delay = timedelta(seconds=config["AUTHGATE_JWKS_MAX_AGE"] + config["AUTHGATE_KEY_REFRESH_SECONDS"])
     made = []
     with transaction():
         for name in algs:
@@ -218,7 +226,5 @@ def keyring() -> KeyRing:
     """The key ring of the current app."""
     ring = current_app.extensions.get("authgate_keyring")
     if ring is None:
-        ring = current_app.extensions["authgate_keyring"] = KeyRing(
-            current_app.config["AUTHGATE_KEY_REFRESH_SECONDS"]
-        )
+        ring = current_app.extensions["authgate_keyring"] = KeyRing(current_app.config["AUTHGATE_KEY_REFRESH_SECONDS"])
     return ring

@@ -19,8 +19,7 @@ def check_role_name(value) -> str:
     if not ROLE_NAME_RE.match(value):
         raise ValidationError(
             "name",
-            "must start with a letter and use up to 64 letters, digits, '_', '.', ':' or '-' "
-            "(for example ROLE_ADMIN)",
+            "must start with a letter and use up to 64 letters, digits, '_', '.', ':' or '-' (for example ROLE_ADMIN)",
         )
     return value
 
@@ -61,9 +60,7 @@ def holders(role: Role) -> list[User]:
 def holder_counts(client: Client) -> dict[int, int]:
     """Number of holders of each role of the client, by role id."""
     query = (
-        sa.select(UserRole.role_id, sa.func.count())
-        .where(UserRole.client_pk == client.id)
-        .group_by(UserRole.role_id)
+        sa.select(UserRole.role_id, sa.func.count()).where(UserRole.client_pk == client.id).group_by(UserRole.role_id)
     )
     return dict(db.session.execute(query).all())
 

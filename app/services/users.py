@@ -26,8 +26,7 @@ def check_username(value) -> str:
     if not USERNAME_RE.match(value):
         raise ValidationError(
             "username",
-            "must be 1 to 64 characters: letters, digits, '.', '_', '@', '+' or '-', "
-            "starting with a letter or digit",
+            "must be 1 to 64 characters: letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit",
         )
     return value
 
@@ -78,15 +77,46 @@ def hash_cost(password_hash: str) -> int:
     return int(password_hash.split("$")[2])
 
 
+_dummy_hashes: dict[int, str] = {}
+
+
+def _spend_a_hash(password: str) -> None:
+    """Take as long as a real check, so timing does not tell whether a username exists."""
+    rounds = current_app.config["AUTHGATE_BCRYPT_ROUNDS"]
+    if rounds not in _dummy_hashes:
+        _dummy_hashes[rounds] = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds)).decode()
+    password_matches(password if isinstance(password, str) else "", _dummy_hashes[rounds])
+
+
+def authenticate(client: Client, login: str, password: str) -> tuple[User | None, str]:
+    """Check a username (or email) and password within one client; return (user, reason).
+
+    The reason is for the audit log only; the person signing in sees one message for all failures.
+    """
+    user = find_user(client, login)
+    if user is None and isinstance(login, str) and "@" in login:
+        user = find_user_by_email(client, login)
+    if user is None or user.password_hash is None:
+        _spend_a_hash(password)
+        return None, "unknown_user" if user is None else "no_password"
+    if not password_matches(password, user.password_hash):
+        return None, "bad_password"
+    if not user.enabled:
+        return None, "disabled"
+    if hash_cost(user.password_hash) != current_app.config["AUTHGATE_BCRYPT_ROUNDS"]:
+        # The configured cost changed: upgrade the stored hash while we have the password.
+        user.password_hash = hash_password(password)
+        db.session.commit()
+    return user, "ok"
+
+
 # --- queries ---------------------------------------------------------------------------
 
 
 def find_user(client: Client, username: str) -> User | None:
     if not isinstance(username, str) or not username:
         return None
-    query = sa.select(User).where(
-        User.client_pk == client.id, sa.func.lower(User.username) == username.strip().lower()
-    )
+    query = sa.select(User).where(User.client_pk == client.id, sa.func.lower(User.username) == username.strip().lower())
     return db.session.scalar(query)
 
 

@@ -96,9 +96,7 @@ def upgrade():
         sa.UniqueConstraint("sub", name=op.f("uq_users_sub")),
     )
     # Usernames and emails are unique per client regardless of case.
-    op.create_index(
-        "uq_users_client_username", "users", ["client_pk", sa.text("lower(username)")], unique=True
-    )
+    op.create_index("uq_users_client_username", "users", ["client_pk", sa.text("lower(username)")], unique=True)
     op.create_index("uq_users_client_email", "users", ["client_pk", sa.text("lower(email)")], unique=True)
     op.create_table(
         "user_roles",

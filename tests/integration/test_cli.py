@@ -17,8 +17,7 @@ def run(runner, *args, input=None):
 
 def counts():
     return tuple(
-        db.session.scalar(sa.select(sa.func.count()).select_from(model))
-        for model in (Client, Role, User, UserRole)
+        db.session.scalar(sa.select(sa.func.count()).select_from(model)) for model in (Client, Role, User, UserRole)
     )
 
 
@@ -255,9 +254,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(runner, make_client,
 def test_roles_and_users_commands(runner, make_client):
     make_client(client_id="web")
     assert (
-        run(
-            runner, "roles", "create", "--client", "web", "--name", "ROLE_ADMIN", "--description", "Admins"
-        ).exit_code
+        run(runner, "roles", "create", "--client", "web", "--name", "ROLE_ADMIN", "--description", "Admins").exit_code
         == 0
     )
     assert run(runner, "roles", "create", "--client", "web", "--name", "ROLE_VIEWER").exit_code == 0
@@ -286,9 +283,7 @@ def test_roles_and_users_commands(runner, make_client):
     assert alice["roles"] == ["ROLE_ADMIN"] and len(alice["sub"]) == 36 and "password" not in alice
 
     assert (
-        run(
-            runner, "users", "assign-role", "--client", "web", "--username", "alice", "--role", "ROLE_VIEWER"
-        ).exit_code
+        run(runner, "users", "assign-role", "--client", "web", "--username", "alice", "--role", "ROLE_VIEWER").exit_code
         == 0
     )
     listed = json.loads(run(runner, "users", "list", "--client", "web", "--json").output)
@@ -349,3 +344,17 @@ def test_keys_list_and_rotate(runner):
     again = run(runner, "keys", "rotate", "--alg", "ES256")
     assert again.exit_code == 2 and "already pending" in again.output
     assert run(runner, "keys", "rotate", "--alg", "ES256", "--now").exit_code == 0
+
+
+def test_purge_deletes_only_what_expired(runner, make_client, make_user):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import RevokedJti
+
+    now = datetime.now(UTC)
+    db.session.add_all([RevokedJti(jti="old", expires_at=now - timedelta(seconds=1)),
+                        RevokedJti(jti="live", expires_at=now + timedelta(hours=1))])  # fmt: skip
+    db.session.commit()
+    result = run(runner, "purge")
+    assert result.exit_code == 0 and "1 revoked jtis" in result.output
+    assert db.session.scalars(sa.select(RevokedJti.jti)).all() == ["live"]

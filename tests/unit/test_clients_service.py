@@ -126,9 +126,7 @@ def test_public_client_has_no_secret(app):
 
 
 def test_private_key_jwt_client_registers_public_keys(app):
-    client, secret = service.create_client(
-        **GOOD, token_endpoint_auth_methods=["private_key_jwt"], jwks=PUBLIC_JWKS
-    )
+    client, secret = service.create_client(**GOOD, token_endpoint_auth_methods=["private_key_jwt"], jwks=PUBLIC_JWKS)
     assert secret is None
     assert client.jwks == PUBLIC_JWKS
 

@@ -1,0 +1,120 @@
+"""Sign-in, consent and sign-out pages; the protocol decisions stay in app/oauth."""
+
+import time
+from urllib.parse import parse_qs
+
+from flask import redirect, render_template, request, url_for
+
+from app.auth import bp
+from app.auth.forms import ConsentForm, LoginForm, LogoutForm
+from app.oauth import browser
+from app.services import audit, sessions
+from app.services import users as user_service
+from app.services.clients import find_client
+
+SCOPE_TEXT = {
+    "openid": "Know who you are (your account ID)",
+    "profile": "See your name and username",
+    "email": "See your email address",
+    "roles": "See the roles you hold in this application",
+    "offline_access": "Stay signed in and act for you when you are away",
+}
+FAILED_LOGIN = "Invalid username or password."
+
+
+def _pending_request():
+    """The parked authorization request this page serves, with its client and parameters."""
+    rid = request.values.get("rid")
+    pending = browser.get_pending(rid)
+    if pending is None:
+        return None
+    client = find_client(pending["client_id"])
+    if client is None:
+        return None
+    params = {k: v[0] for k, v in parse_qs(pending["query"]).items()}
+    return rid, client, params
+
+
+def _no_request():
+    return (
+        render_template(
+            "error.html",
+            title="Start from your application",
+            message="This page is part of signing in to an application, and that sign-in has "
+            "expired or was never started. Go back to the application and sign in again.",
+        ),
+        400,
+    )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    found = _pending_request()
+    if found is None:
+        return _no_request()
+    rid, client, params = found
+    form = LoginForm(rid=rid)
+    error = None
+    if request.method == "GET" and params.get("login_hint"):
+        form.username.data = params["login_hint"]
+    if form.validate_on_submit():
+        user, reason = user_service.authenticate(client, form.username.data, form.password.data)
+        if user is None:
+            audit.record(
+                audit.LOGIN_FAILED, client=client, username=form.username.data[:254],
+                ip=request.remote_addr, reason=reason,
+            )  # fmt: skip
+            error = FAILED_LOGIN
+        else:
+            browser_session = sessions.start(client, user, amr=["pwd"])
+            audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
+            browser.remember_login(client, browser_session)
+            browser.mark_pending(rid, login_at=int(time.time()))
+            return redirect(browser.resume_url(rid), 303)
+    return render_template("auth/login.html", form=form, client=client, error=error)
+
+
+@bp.route("/consent", methods=["GET", "POST"])
+def consent():
+    found = _pending_request()
+    if found is None:
+        return _no_request()
+    rid, client, params = found
+    signed_in = browser.current_login(client)
+    if signed_in is None:
+        return redirect(url_for("auth.login", rid=rid))
+    _, user = signed_in
+    scope = client.get_allowed_scope(params.get("scope")) or ""
+    scopes = scope.split()
+    form = ConsentForm(rid=rid)
+    if form.validate_on_submit():
+        decision = request.form.get("decision")
+        if decision == "allow":
+            sessions.grant_consent(client, user, scopes)
+            browser.mark_pending(rid, consented=True)
+        elif decision == "deny":
+            browser.mark_pending(rid, denied=True)
+        else:
+            return render_template("auth/consent.html", form=form, client=client, user=user,
+                                   scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes],
+                                   error="Choose Allow or Deny."), 400  # fmt: skip
+        return redirect(browser.resume_url(rid), 303)
+    return render_template(
+        "auth/consent.html",
+        form=form,
+        client=client,
+        user=user,
+        scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes],
+    )
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """Sign out of every application in this browser."""
+    form = LogoutForm()
+    if form.validate_on_submit():
+        ended = sessions.end(browser.forget_all_logins())
+        if ended:
+            audit.record(audit.LOGOUT, ip=request.remote_addr, sessions=ended)
+        return render_template("oauth/logged_out.html", client=None)
+    return render_template("auth/logout.html", form=form)

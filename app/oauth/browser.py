@@ -1,0 +1,94 @@
+"""What the signed session cookie holds for the protocol: per-client sign-ins and pending requests.
+
+A sign-in is per client: the cookie maps client_id to the id of a server-side session row, so
+logout can end it and a user of one client is never signed in to another. A pending
+authorization request waits in the cookie while the user signs in or consents; the marks it
+collects (signed in at, consented, denied) only count for that exact request.
+"""
+
+import secrets
+import time
+
+from flask import session
+
+from app.models import BrowserSession, Client, User
+from app.services import sessions
+
+LOGINS = "logins"
+PENDING = "pending"
+MAX_PENDING = 5
+PENDING_LIFETIME = 1800
+
+
+def current_login(client: Client) -> tuple[BrowserSession, User] | None:
+    """The live sign-in to this client in this browser, if any."""
+    session_id = session.get(LOGINS, {}).get(client.client_id)
+    found = sessions.find_active(session_id, client)
+    if found is None and session_id:
+        forget_login(client)
+    return found
+
+
+def remember_login(client: Client, browser_session: BrowserSession) -> None:
+    logins = dict(session.get(LOGINS, {}))
+    logins[client.client_id] = browser_session.id
+    session[LOGINS] = logins
+    session.permanent = True
+
+
+def forget_login(client: Client) -> str | None:
+    """Drop the client's sign-in from the cookie; return its session id."""
+    logins = dict(session.get(LOGINS, {}))
+    session_id = logins.pop(client.client_id, None)
+    session[LOGINS] = logins
+    return session_id
+
+
+def forget_all_logins() -> list[str]:
+    session_ids = list(session.get(LOGINS, {}).values())
+    session[LOGINS] = {}
+    return session_ids
+
+
+def add_pending(query: str, client_id: str) -> str:
+    """Park an authorization request (its query string) and return its id."""
+    now = int(time.time())
+    pending = {rid: item for rid, item in session.get(PENDING, {}).items() if now - item["created"] < PENDING_LIFETIME}
+    # Keep the cookie small: only the newest few requests (one per open tab, say).
+    for rid in sorted(pending, key=lambda r: pending[r]["created"])[: max(0, len(pending) - MAX_PENDING + 1)]:
+        del pending[rid]
+    rid = secrets.token_urlsafe(12)
+    pending[rid] = {"query": query, "client_id": client_id, "created": now}
+    session[PENDING] = pending
+    return rid
+
+
+def get_pending(rid: str | None) -> dict | None:
+    if not rid:
+        return None
+    item = session.get(PENDING, {}).get(rid)
+    if item is None or time.time() - item["created"] >= PENDING_LIFETIME:
+        return None
+    return item
+
+
+def mark_pending(rid: str, **marks) -> None:
+    pending = dict(session.get(PENDING, {}))
+    if rid in pending:
+        pending[rid] = {**pending[rid], **marks}
+        session[PENDING] = pending
+
+
+def drop_pending(rid: str | None) -> None:
+    pending = dict(session.get(PENDING, {}))
+    if rid and pending.pop(rid, None) is not None:
+        session[PENDING] = pending
+
+
+def resume_url(rid: str) -> str:
+    """Where the browser goes to continue a pending authorization request."""
+    from flask import url_for
+
+    item = get_pending(rid) or {"query": ""}
+    query = item["query"]
+    return url_for("oauth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"

@@ -1,0 +1,372 @@
+"""Authlib wiring: grants, client authentication, endpoints. The rules live in app/services/tokens.py."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnsupportedTokenTypeError,
+)
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo, UserInfoEndpoint
+from authlib.oidc.core import grants as oidc_grants
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app
+from joserfc.jwk import KeySet
+
+from app.extensions import db
+from app.models import AuthorizationCode, Client, RevokedJti, User
+from app.services import sessions, tokens
+from app.services.keys import keyring
+
+ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# Algorithms a client may sign a private_key_jwt assertion with.
+ASSERTION_ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
+
+
+def issuer() -> str:
+    return current_app.config["AUTHGATE_ISSUER"]
+
+
+def query_client(client_id: str) -> Client | None:
+    """Called by Authlib to find a client; one indexed query."""
+    if not isinstance(client_id, str) or not client_id:
+        return None
+    return db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
+
+
+def save_token(token: dict, request) -> None:
+    """Called by Authlib after generating a token; stores what needs storing, uncommitted."""
+    tokens.save(
+        token,
+        request.client,
+        request.user,
+        code=request.authorization_code,
+        previous=request.refresh_token,
+    )
+
+
+def generate_token(grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
+    """Called by Authlib to make the token response."""
+    return tokens.generate(client, user, scope or "", include_refresh_token)
+
+
+def _enabled_user(user_id: int, client_pk: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or not user.enabled or user.client_pk != client_pk:
+        raise InvalidGrantError("The user no longer exists or is disabled.")
+    return user
+
+
+# --- grants -----------------------------------------------------------------------------
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def generate_authorization_code(self):
+        return tokens.new_code()
+
+    def save_authorization_code(self, code, request):
+        payload = request.payload.data
+        tokens.store_code(
+            code,
+            request.client,
+            request.user,
+            redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+            scope=request.scope,
+            nonce=payload.get("nonce"),
+            code_challenge=payload.get("code_challenge"),
+            code_challenge_method=payload.get("code_challenge_method"),
+            session=getattr(request, "browser_session", None),
+        )
+
+    def query_authorization_code(self, code, client):
+        return tokens.find_code(code, client)
+
+    def delete_authorization_code(self, authorization_code):
+        if not tokens.consume_code(authorization_code):
+            raise InvalidGrantError("The authorization code was already used.")
+
+    def authenticate_user(self, authorization_code):
+        return _enabled_user(authorization_code.user_id, authorization_code.client_pk)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        return tokens.find_refresh_token(refresh_token, self.request.client)
+
+    def authenticate_user(self, refresh_token):
+        return _enabled_user(refresh_token.user_id, refresh_token.client_pk)
+
+    def revoke_old_credential(self, refresh_token):
+        if not tokens.rotate_refresh_token(refresh_token):
+            tokens.report_reuse(refresh_token, self.request.client)
+            raise InvalidGrantError("The refresh token was already used.")
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def validate_requested_scope(self):
+        scope = self.request.client.get_allowed_scope(self.request.payload.scope)
+        if scope is None:
+            raise InvalidScopeError("The client may not ask for that scope.")
+        self.request.scope = scope
+
+    def create_token_response(self):
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only; required for public clients and clients that ask for it."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        client = grant.request.client
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        if not challenge and (client.is_public or client.require_pkce):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256.")
+        if challenge and method != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256; 'plain' is not supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """Adds the ID token to the code exchange."""
+
+    def exists_nonce(self, nonce, request):
+        query = sa.select(AuthorizationCode.id).where(
+            AuthorizationCode.client_pk == request.client.id, AuthorizationCode.nonce == nonce
+        )
+        return db.session.scalar(query.limit(1)) is not None
+
+    def resolve_client_private_key(self, client):
+        return keyring().signing_key(client.signing_alg).key
+
+    def get_client_claims(self, client):
+        return {"iss": issuer(), "aud": client.client_id}
+
+    def generate_user_info(self, user, scope):
+        return UserInfo(tokens.user_claims(user, scope))
+
+    def encode_id_token(self, token, request):
+        source = request.authorization_code or request.refresh_token
+        sign_in = tokens.sign_in_of(source)
+        if request.authorization_code is None:
+            # A refreshed ID token repeats the original sign-in but carries no nonce.
+            sign_in.nonce = None
+        return tokens.id_token(request.client, request.user, token["scope"], sign_in, token.get("access_token"))
+
+
+class OpenIDRefresh(OpenIDCode):
+    """Adds a fresh ID token to a refresh response when the grant includes openid."""
+
+    def __call__(self, grant):
+        grant.register_hook("after_create_token_response", self.process_token)
+
+
+# --- client authentication ----------------------------------------------------------------
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """private_key_jwt: the client signs an assertion with a key it registered."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+    MAX_LIFETIME = 3600
+
+    def get_audiences(self):
+        base = issuer()
+        return [base, f"{base}/oauth2/token", f"{base}/oauth2/introspect", f"{base}/oauth2/revoke"]
+
+    def resolve_client_public_key(self, client):
+        if not client.jwks:
+            raise InvalidRequestError("The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)
+
+    def process_assertion_claims(self, assertion, resolve_key):
+        claims = super().process_assertion_claims(assertion, resolve_key)
+        if claims["exp"] - time.time() > self.MAX_LIFETIME:
+            raise InvalidClientError(description="The assertion must expire within an hour.")
+        return claims
+
+    def validate_jti(self, claims, jti):
+        """Refuse a replayed assertion; remember each jti until the assertion expires."""
+        key = f"assertion:{claims['sub']}:{jti}"[:128]
+        if db.session.get(RevokedJti, key) is not None:
+            return False
+        expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
+        db.session.add(RevokedJti(jti=key, expires_at=expires))
+        # Committed now, so a token request that fails later cannot free the jti for a replay.
+        db.session.commit()
+        return True
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+class TokenView:
+    """Adapts tokens.TokenInfo to what Authlib's endpoints ask of a token."""
+
+    def __init__(self, info: tokens.TokenInfo):
+        self.info = info
+        self.scope = info.scope
+        self.client_pk = info.client_pk
+
+    def is_expired(self):
+        return False  # tokens.inspect returns only active tokens
+
+    def is_revoked(self):
+        return False
+
+    def get_scope(self):
+        return self.info.scope
+
+    def get_client(self):
+        return db.session.get(Client, self.info.client_pk)
+
+    def get_user(self):
+        return self.info.user
+
+    def check_client(self, client):
+        return self.info.client_pk == client.id
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        info = tokens.inspect(token_string)
+        if info is None or info.kind != "access_token" or info.user is None:
+            return None
+        return TokenView(info)
+
+
+class Userinfo(UserInfoEndpoint):
+    def generate_user_info(self, user, scope):
+        return UserInfo(tokens.user_claims(user, scope))
+
+    def get_issuer(self):
+        return issuer()
+
+
+class UnsupportedTokenType(UnsupportedTokenTypeError):
+    # RFC 7009 returns it as an RFC 6749 error response: 400, not Authlib's 401.
+    status_code = 400
+
+
+def check_token_params(request) -> None:
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token' in request.")
+    hint = request.form.get("token_type_hint")
+    if hint and hint not in ("access_token", "refresh_token"):
+        raise UnsupportedTokenType(f"token_type_hint must be access_token or refresh_token, not {hint!r}.")
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def check_params(self, request, client):
+        check_token_params(request)
+
+    def query_token(self, token_string, token_type_hint):
+        info = tokens.inspect(token_string, token_type_hint)
+        return TokenView(info) if info else None
+
+    def check_permission(self, token, client, request):
+        # A client sees only its own tokens; anything else is simply not active.
+        return token.check_client(client)
+
+    def introspect_token(self, token):
+        return token.info.introspection()
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ALL_AUTH_METHODS
+
+    def check_params(self, request, client):
+        check_token_params(request)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        return request.form["token"]
+
+    def revoke_token(self, token, request):
+        tokens.revoke(token, request.client)
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self):
+        return KeySet.import_key_set({"keys": [k.public_jwk for k in keyring().published()]})
+
+    def _validate_id_token_hint(self, id_token_hint):
+        claims = super()._validate_id_token_hint(id_token_hint)
+        if claims.get("iss") != issuer():
+            raise InvalidRequestError("The id_token_hint was not issued here.")
+        return claims
+
+    def get_algorithms(self):
+        return ["RS256", "ES256", "EdDSA"]
+
+    def is_post_logout_redirect_uri_legitimate(self, request, post_logout_redirect_uri, client, logout_hint):
+        # Without an id_token_hint the user confirmed on our page (a CSRF-checked form).
+        from flask import g
+
+        return bool(g.get("logout_confirmed"))
+
+    def end_session(self, end_session_request):
+        from app.oauth import browser
+
+        client = end_session_request.client
+        if client is None:
+            sessions.end(browser.forget_all_logins())
+            return
+        ended = [browser.forget_login(client)]
+        hinted = (end_session_request.id_token_claims or {}).get("sid")
+        if hinted:
+            ended.append(hinted)
+        sessions.end([sid for sid in ended if sid], client)
+
+
+class Issuer(IssuerParameter):
+    def get_issuer(self):
+        return issuer()
+
+
+def init_app(app) -> None:
+    """Build this app's Authlib server; `app.extensions.authorization` proxies to it."""
+    from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+
+    authorization = AuthorizationServer()
+    app.extensions["authgate_authorization"] = authorization
+    authorization.init_app(app, query_client=query_client, save_token=save_token)
+    authorization.register_token_generator("default", generate_token)
+    authorization.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
+    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
+    authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_endpoint(Introspection)
+    authorization.register_endpoint(Revocation)
+    authorization.register_endpoint(EndSession)
+    authorization.register_extension(Issuer())
+    protector = ResourceProtector()
+    protector.register_token_validator(AccessTokenValidator())
+    authorization.register_endpoint(Userinfo(resource_protector=protector))
+    app.extensions["authgate_resource_protector"] = protector

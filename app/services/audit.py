@@ -1,0 +1,54 @@
+"""Security events for the console and the log; never a password, secret or token."""
+
+import logging
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import AuditEvent, Client, User
+
+log = logging.getLogger("authgate.audit")
+
+LOGIN_SUCCEEDED = "login_succeeded"
+LOGIN_FAILED = "login_failed"
+LOGOUT = "logout"
+REFRESH_TOKEN_REUSED = "refresh_token_reused"
+CODE_REPLAYED = "authorization_code_replayed"
+
+
+def record(
+    kind: str,
+    *,
+    client: Client | None = None,
+    user: User | None = None,
+    username: str | None = None,
+    ip: str | None = None,
+    commit: bool = True,
+    **detail,
+) -> AuditEvent:
+    """Store an event and log it; commit unless it belongs to a larger transaction."""
+    event = AuditEvent(
+        kind=kind,
+        client_pk=client.id if client else None,
+        user_id=user.id if user else None,
+        username=(username or (user.username if user else None) or None),
+        ip=ip,
+        detail=detail,
+    )
+    db.session.add(event)
+    if commit:
+        db.session.commit()
+    log.info(
+        "%s client=%s user=%s ip=%s %s",
+        kind,
+        client.client_id if client else "-",
+        event.username or "-",
+        ip or "-",
+        " ".join(f"{k}={v}" for k, v in sorted(detail.items())),
+    )
+    return event
+
+
+def recent(kinds: tuple[str, ...], limit: int = 20) -> list[AuditEvent]:
+    query = sa.select(AuditEvent).where(AuditEvent.kind.in_(kinds)).order_by(AuditEvent.id.desc()).limit(limit)
+    return list(db.session.scalars(query))

@@ -1,0 +1,76 @@
+"""Browser sessions (one per user, client and browser) and remembered consents."""
+
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
+from app.models import BrowserSession, Client, Consent, User
+from app.services import transaction
+
+
+def start(client: Client, user: User, amr: list[str], idp: str | None = None) -> BrowserSession:
+    """Record a sign-in; the returned session's id goes into the signed cookie and the ID token's sid."""
+    now = datetime.now(UTC)
+    lifetime = timedelta(seconds=current_app.config["AUTHGATE_SESSION_LIFETIME"])
+    with transaction():
+        session = BrowserSession(
+            id=secrets.token_urlsafe(32),
+            client_pk=client.id,
+            user_id=user.id,
+            auth_time=int(time.time()),
+            amr=amr,
+            idp=idp,
+            expires_at=now + lifetime,
+        )
+        db.session.add(session)
+        user.last_login_at = now
+    return session
+
+
+def find_active(session_id: str | None, client: Client) -> tuple[BrowserSession, User] | None:
+    """Return the live session of this client with its user, if the user may still sign in."""
+    if not session_id:
+        return None
+    row = db.session.execute(
+        sa.select(BrowserSession, User)
+        .join(User, User.id == BrowserSession.user_id)
+        .where(BrowserSession.id == session_id, BrowserSession.client_pk == client.id)
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    if session.ended_at is not None or session.expires_at <= datetime.now(UTC) or not user.enabled:
+        return None
+    return session, user
+
+
+def end(session_ids: list[str], client: Client | None = None) -> int:
+    """End the given sessions (only those of `client`, when given); return how many were live."""
+    if not session_ids:
+        return 0
+    query = sa.update(BrowserSession).where(BrowserSession.id.in_(session_ids), BrowserSession.ended_at.is_(None))
+    if client is not None:
+        query = query.where(BrowserSession.client_pk == client.id)
+    with transaction():
+        result = db.session.execute(query.values(ended_at=datetime.now(UTC)))
+    return result.rowcount
+
+
+def consent_covers(client: Client, user: User, scopes: list[str]) -> bool:
+    consent = db.session.get(Consent, (client.id, user.id))
+    return consent is not None and set(scopes) <= set(consent.scopes)
+
+
+def grant_consent(client: Client, user: User, scopes: list[str]) -> None:
+    """Remember that the user allowed these scopes (added to any allowed before)."""
+    with transaction():
+        consent = db.session.get(Consent, (client.id, user.id))
+        if consent is None:
+            db.session.add(Consent(client_pk=client.id, user_id=user.id, scopes=sorted(set(scopes))))
+        else:
+            consent.scopes = sorted(set(consent.scopes) | set(scopes))
+            consent.granted_at = datetime.now(UTC)

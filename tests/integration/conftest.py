@@ -1,0 +1,75 @@
+"""A live AuthGate over HTTP, and a tenant set up in it, for protocol tests."""
+
+from dataclasses import dataclass
+
+import pytest
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.jwk import ECKey
+
+from tests.helpers import Browser, LiveServer
+
+REDIRECT_URI = "http://127.0.0.1:8765/cb"
+LOGOUT_URI = "http://127.0.0.1:8765/bye"
+PASSWORD = "correct horse battery"
+SCOPE = "openid profile email roles offline_access"
+
+
+@pytest.fixture
+def live(app):
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@dataclass
+class Tenant:
+    url: str
+    client_id: str
+    secret: str | None
+    user: object
+    private_key: object = None
+
+    def browser(self) -> Browser:
+        return Browser(self.url)
+
+    def session(self, auth_method: str = "client_secret_basic", **kwargs) -> OAuth2Session:
+        """A relying party built with Authlib's client, as any developer would."""
+        secret = self.private_key if auth_method == "private_key_jwt" else self.secret
+        session = OAuth2Session(
+            self.client_id,
+            secret,
+            scope=kwargs.pop("scope", SCOPE),
+            redirect_uri=REDIRECT_URI,
+            token_endpoint_auth_method=auth_method,
+            code_challenge_method="S256",
+            **kwargs,
+        )
+        if auth_method == "private_key_jwt":
+            session.register_client_auth_method(PrivateKeyJWT(f"{self.url}/oauth2/token", alg="ES256"))
+        return session
+
+
+@pytest.fixture
+def make_tenant(live, make_client, make_role, make_user):
+    """Create a client with roles and a user holding some; return what a relying party needs."""
+
+    def factory(client_id="web", roles=("ROLE_ADMIN", "ROLE_VIEWER"), user_roles=None, username="alice", **fields):
+        private_key = None
+        if fields.get("token_endpoint_auth_methods") == ["private_key_jwt"]:
+            private_key = ECKey.generate_key("P-256", auto_kid=True)
+            fields["jwks"] = {"keys": [private_key.as_dict(private=False)]}
+        fields.setdefault("scopes", SCOPE)
+        fields.setdefault("grant_types", ["authorization_code", "refresh_token"])
+        fields.setdefault("redirect_uris", [REDIRECT_URI])
+        fields.setdefault("post_logout_redirect_uris", [LOGOUT_URI])
+        _, secret = make_client(client_id=client_id, name=f"{client_id.title()} App", **fields)
+        for role in roles:
+            make_role(client_id, role)
+        user = make_user(
+            client_id, username, password=PASSWORD, first_name="Alice", last_name="Liddell",
+            email_verified=True, roles=list(roles if user_roles is None else user_roles),
+        )  # fmt: skip
+        return Tenant(live.url, client_id, secret, user, private_key)
+
+    return factory
