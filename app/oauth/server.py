@@ -84,7 +84,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code,
             request.client,
             request.user,
-            redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+            # Bound only when sent: RFC 6749 4.1.3 asks for it at the token endpoint only then.
+            redirect_uri=request.payload.redirect_uri or "",
             scope=request.scope,
             nonce=payload.get("nonce"),
             code_challenge=payload.get("code_challenge"),

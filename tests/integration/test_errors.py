@@ -263,3 +263,12 @@ def test_pages_cannot_be_framed(make_tenant):
     page = tenant.browser().get("/oauth2/authorize?" + urlencode(authorize_params()))
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_redirect_uri_may_be_left_out_of_both_requests_when_only_one_is_registered(make_tenant):
+    tenant = make_tenant()
+    code, _ = get_code(tenant, redirect_uri=None)
+    assert exchange(tenant, code, redirect_uri=None).status_code == 200
+    code, _ = get_code(tenant)
+    response = exchange(tenant, code, redirect_uri=None)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
