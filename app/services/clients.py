@@ -40,7 +40,7 @@ DEFAULTS = {
     "grant_types": ["authorization_code", "refresh_token"],
     "redirect_uris": [],
     "post_logout_redirect_uris": [],
-    "scopes": ["openid", "profile", "email", "roles"],
+    "scopes": list(STANDARD_SCOPES),
     "access_token_lifetime": 3600,
     "refresh_token_lifetime": 30 * 86400,
     "require_pkce": True,
