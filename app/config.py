@@ -81,6 +81,8 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_SESSION_LIFETIME": _int(env, "AUTHGATE_SESSION_LIFETIME", 10 * 3600, 300, 30 * 86400),
         # Number of reverse proxies in front whose X-Forwarded-* headers are trusted.
         "AUTHGATE_TRUSTED_PROXIES": _int(env, "AUTHGATE_TRUSTED_PROXIES", 0, 0, 5),
+        # Seconds to wait for an upstream identity provider (Google, GitHub, OIDC) before giving up.
+        "AUTHGATE_UPSTREAM_TIMEOUT": _int(env, "AUTHGATE_UPSTREAM_TIMEOUT", 5, 1, 60),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": issuer.startswith("https://"),

@@ -1,7 +1,7 @@
-"""Hosted pages: sign-in, consent, sign-out (and, later, social login)."""
+"""Hosted pages: sign-in, consent, sign-out and social login."""
 
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.auth import views  # noqa: E402, F401  (registers the routes)
+from app.auth import social, views  # noqa: E402, F401  (registers the routes)

@@ -25,3 +25,11 @@ class ConsentForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     pass
+
+
+class LinkForm(LoginForm):
+    """Sign in to an existing account once to link an upstream account to it."""
+
+
+class SeparateAccountForm(FlaskForm):
+    rid = HiddenField()

@@ -8,7 +8,7 @@ from flask import redirect, render_template, request, url_for
 from app.auth import bp
 from app.auth.forms import ConsentForm, LoginForm, LogoutForm
 from app.oauth import browser
-from app.services import audit, sessions
+from app.services import audit, idps, sessions
 from app.services import users as user_service
 from app.services.clients import find_client
 
@@ -71,7 +71,8 @@ def login():
             browser.remember_login(client, browser_session)
             browser.mark_pending(rid, login_at=int(time.time()))
             return redirect(browser.resume_url(rid), 303)
-    return render_template("auth/login.html", form=form, client=client, error=error)
+    providers = idps.enabled_providers(client)
+    return render_template("auth/login.html", form=form, client=client, error=error, providers=providers)
 
 
 @bp.route("/consent", methods=["GET", "POST"])

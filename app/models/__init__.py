@@ -10,6 +10,7 @@ from app.models.grant import (
     RefreshToken,
     RevokedJti,
 )
+from app.models.idp import IdentityProvider, IdentityProviderRole, LinkedIdentity
 from app.models.key import SigningKey
 from app.models.role import Role
 from app.models.user import User, UserRole
@@ -21,6 +22,9 @@ __all__ = [
     "BrowserSession",
     "Client",
     "Consent",
+    "IdentityProvider",
+    "IdentityProviderRole",
+    "LinkedIdentity",
     "RefreshToken",
     "RevokedJti",
     "Role",

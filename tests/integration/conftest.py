@@ -73,3 +73,53 @@ def make_tenant(live, make_client, make_role, make_user):
         return Tenant(live.url, client_id, secret, user, private_key)
 
     return factory
+
+
+# --- social login: fake Google and GitHub as real HTTP servers ------------------------------
+
+
+@pytest.fixture
+def fake_google():
+    from tests.social_fakes import FakeOIDC  # it imports this module, so not at the top
+
+    fake = FakeOIDC()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_github():
+    from tests.social_fakes import FakeGitHub
+
+    fake = FakeGitHub()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def social_tenant(app, make_tenant, fake_google, fake_github):
+    """A client with roles, the user alice (password and verified email), and Google and GitHub providers.
+
+    The providers point at the fakes; provider options are passed per provider, e.g.
+    `social_tenant(google={"link_verified_email": True})`, or `None` to leave one out.
+    """
+    from app.services import idps
+    from tests.social_fakes import UPSTREAM_CLIENT_ID, UPSTREAM_SECRET
+
+    def factory(client_id="web", google=(), github=(), **tenant_fields):
+        tenant = make_tenant(client_id=client_id, **tenant_fields)
+        credentials = {"upstream_client_id": UPSTREAM_CLIENT_ID, "client_secret": UPSTREAM_SECRET}
+        if google is not None:
+            idps.create_provider(client_id, "google", issuer=fake_google.url, **credentials, **dict(google))
+        if github is not None:
+            idps.create_provider(
+                client_id, "github", web_url=fake_github.url, api_url=fake_github.api_url, **credentials, **dict(github)
+            )
+        return tenant
+
+    return factory
+
+
+@pytest.fixture
+def fakes(fake_google, fake_github):
+    return (fake_google, fake_github)

@@ -1,0 +1,417 @@
+"""Identity providers per client (Google, GitHub, any OpenID Connect issuer) and the identities linked through them.
+
+Upstream endpoints are settings of each provider with the public services as defaults, so
+GitHub Enterprise Server, a company's Keycloak or a test double is only a different URL.
+"""
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
+from app.models import Client, IdentityProvider, IdentityProviderRole, LinkedIdentity, User
+from app.services import Errors, NotFound, ValidationError, audit, transaction
+from app.services.clients import LOOPBACK_HOSTS, check_bool, check_scopes, get_client
+from app.services.crypto import decrypt, encrypt
+from app.services.roles import get_role
+from app.services.users import get_user
+
+KINDS = ("google", "github", "oidc")
+GOOGLE_ISSUER = "https://accounts.google.com"
+GITHUB_WEB_URL = "https://github.com"
+GITHUB_API_URL = "https://api.github.com"
+DEFAULT_NAMES = {"google": "Google", "github": "GitHub"}
+DEFAULT_SCOPES = {
+    "google": ["openid", "email", "profile"],
+    "github": ["read:user", "user:email"],
+    "oidc": ["openid", "email", "profile"],
+}
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SECRET_PURPOSE = b"idp-client-secrets"
+
+IDENTITY_LINKED = "identity_linked"
+IDENTITY_UNLINKED = "identity_unlinked"
+
+
+def _fail(reason: str):
+    raise ValidationError("value", reason)
+
+
+# --- field validators: each takes raw input and returns the normalised value ----------
+
+
+def check_kind(value) -> str:
+    if value not in KINDS:
+        _fail(f"must be one of {', '.join(KINDS)}")
+    return value
+
+
+def check_slug(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        _fail("is required for an OpenID Connect provider (it names the provider in URLs and the idp claim)")
+    if not SLUG_RE.match(value):
+        _fail("must be 1 to 64 lowercase letters, digits and hyphens, starting and ending with a letter or digit")
+    return value
+
+
+def check_name(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        _fail("is required (it is shown on the button: Continue with <name>)")
+    if len(value) > 120:
+        _fail("must be at most 120 characters")
+    return value
+
+
+def check_upstream_client_id(value) -> str:
+    value = (value or "").strip()
+    if not value:
+        _fail("is required: the client id this server is registered with at the provider")
+    if len(value) > 255 or any(c.isspace() for c in value):
+        _fail("must be at most 255 characters without spaces")
+    return value
+
+
+def check_client_secret(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        _fail("is required: the client secret this server is registered with at the provider")
+    if len(value) > 1000:
+        _fail("must be at most 1000 characters")
+    return value.strip()
+
+
+def check_base_url(value) -> str:
+    """An upstream base URL: https, or http on a loopback host (development and tests)."""
+    value = (value or "").strip()
+    if not value:
+        _fail("is required")
+    if len(value) > 500 or any(c.isspace() for c in value):
+        _fail("must be one URL of at most 500 characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(f"{value!r} must be an absolute https URL")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        _fail(f"{value!r}: plain http is only allowed for localhost and 127.0.0.1; use https")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        _fail(f"{value!r} must not have a query or fragment")
+    return value
+
+
+def check_issuer(value) -> str:
+    """The issuer URL exactly as the provider writes it in `iss`; its discovery URL is accepted too."""
+    value = check_base_url(value)
+    if value.endswith(DISCOVERY_PATH):
+        value = value[: -len(DISCOVERY_PATH)]
+    return value
+
+
+def _check_provider_scopes(kind: str, scopes: list[str]) -> list[str]:
+    if kind in ("google", "oidc") and "openid" not in scopes:
+        _fail("must include openid for an OpenID Connect provider")
+    if kind == "github" and not {"user", "user:email"} & set(scopes):
+        _fail("must include user:email, which GitHub needs to show the verified email addresses")
+    return scopes
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def find_provider(client: Client, slug: str) -> IdentityProvider | None:
+    if not isinstance(slug, str) or not slug:
+        return None
+    query = sa.select(IdentityProvider).where(IdentityProvider.client_pk == client.id, IdentityProvider.slug == slug)
+    return db.session.scalar(query)
+
+
+def get_provider(client: Client, slug: str) -> IdentityProvider:
+    provider = find_provider(client, slug)
+    if provider is None:
+        raise NotFound(f"client {client.client_id!r} has no identity provider {slug!r}")
+    return provider
+
+
+def list_providers(client: Client) -> list[IdentityProvider]:
+    """The client's providers, in the order they were added (the order of the login page's buttons)."""
+    query = sa.select(IdentityProvider).where(IdentityProvider.client_pk == client.id).order_by(IdentityProvider.id)
+    return list(db.session.scalars(query))
+
+
+def enabled_providers(client: Client) -> list[IdentityProvider]:
+    return [p for p in list_providers(client) if p.enabled]
+
+
+def identity_counts(client: Client) -> dict[int, int]:
+    """Number of linked identities of each provider of the client, by provider id."""
+    query = (
+        sa.select(LinkedIdentity.provider_id, sa.func.count())
+        .where(LinkedIdentity.client_pk == client.id)
+        .group_by(LinkedIdentity.provider_id)
+    )
+    return dict(db.session.execute(query).all())
+
+
+def client_secret_of(provider: IdentityProvider) -> str:
+    return decrypt(provider.client_secret_encrypted, current_app.config["SECRET_KEY"], SECRET_PURPOSE)
+
+
+def callback_url(provider: IdentityProvider) -> str:
+    """The redirect URI to register at the upstream: the same for every client using this slug."""
+    return f"{current_app.config['AUTHGATE_ISSUER']}/login/{provider.slug}/callback"
+
+
+def to_dict(provider: IdentityProvider, linked: int | None = None) -> dict:
+    """The provider as a script would want it; never the client secret."""
+    data = {
+        "slug": provider.slug,
+        "type": provider.kind,
+        "name": provider.name,
+        "enabled": provider.enabled,
+        "upstream_client_id": provider.upstream_client_id,
+        "scopes": provider.scopes,
+        "auto_create": provider.auto_create,
+        "default_roles": [role.name for role in provider.default_roles],
+        "link_verified_email": provider.link_verified_email,
+        "callback_url": callback_url(provider),
+        "created_at": provider.created_at.isoformat(),
+    }
+    if provider.kind == "github":
+        data.update(web_url=provider.web_url, api_url=provider.api_url)
+    else:
+        data["issuer"] = provider.issuer
+    if linked is not None:
+        data["linked_identities"] = linked
+    return data
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def _validate(kind: str, fields: dict, errors: Errors) -> dict:
+    """Normalise the provider's own settings; which endpoint settings apply depends on the kind."""
+    clean = {}
+    checks = {
+        "name": check_name,
+        "upstream_client_id": check_upstream_client_id,
+        "client_secret": check_client_secret,
+        "issuer": check_issuer,
+        "web_url": check_base_url,
+        "api_url": check_base_url,
+        "enabled": check_bool,
+        "auto_create": check_bool,
+        "link_verified_email": check_bool,
+    }
+    endpoint_fields = {"google": {"issuer"}, "oidc": {"issuer"}, "github": {"web_url", "api_url"}}[kind]
+    for name, value in fields.items():
+        if name in ("issuer", "web_url", "api_url") and name not in endpoint_fields:
+            if value is not None:
+                errors.add(name, f"does not apply to a {kind} provider")
+            continue
+        if name == "scopes":
+            scopes = errors.check("scopes", check_scopes, value)
+            if scopes is not None:
+                clean["scopes"] = errors.check("scopes", _check_provider_scopes, kind, scopes)
+        elif name == "default_roles":
+            clean["default_roles"] = list(dict.fromkeys(value or ()))
+        elif name in checks:
+            clean[name] = errors.check(name, checks[name], value)
+        else:
+            raise TypeError(f"unknown identity provider field {name!r}")
+    return clean
+
+
+def _set_default_roles(provider: IdentityProvider, client: Client, names: list[str]) -> None:
+    try:
+        wanted = {get_role(client, name).id for name in names}
+    except NotFound as exc:
+        raise ValidationError("default_roles", str(exc)) from None
+    query = sa.select(IdentityProviderRole.role_id).where(IdentityProviderRole.provider_id == provider.id)
+    held = set(db.session.scalars(query))
+    for role_id in held - wanted:
+        db.session.delete(db.session.get(IdentityProviderRole, (provider.id, role_id)))
+    for role_id in wanted - held:
+        db.session.add(IdentityProviderRole(client_pk=client.id, provider_id=provider.id, role_id=role_id))
+
+
+def create_provider(
+    client_id: str,
+    kind: str,
+    *,
+    slug: str | None = None,
+    name: str | None = None,
+    upstream_client_id: str,
+    client_secret: str,
+    scopes=None,
+    issuer: str | None = None,
+    web_url: str | None = None,
+    api_url: str | None = None,
+    enabled: bool = True,
+    auto_create: bool = True,
+    link_verified_email: bool = False,
+    default_roles=(),
+) -> IdentityProvider:
+    """Offer sign-in through an upstream provider to the users of a client."""
+    errors = Errors()
+    kind = errors.check("type", check_kind, kind)
+    errors.raise_if_any()
+    slug = errors.check("slug", check_slug, slug if slug is not None else kind if kind != "oidc" else "")
+    fields = {
+        "name": name if name is not None else DEFAULT_NAMES.get(kind),
+        "upstream_client_id": upstream_client_id,
+        "client_secret": client_secret,
+        "scopes": scopes if scopes else DEFAULT_SCOPES[kind],
+        "issuer": issuer,
+        "web_url": web_url,
+        "api_url": api_url,
+        "enabled": enabled,
+        "auto_create": auto_create,
+        "link_verified_email": link_verified_email,
+        "default_roles": default_roles,
+    }
+    if kind == "google":
+        fields["issuer"] = issuer or GOOGLE_ISSUER
+    elif kind == "github":
+        fields["web_url"] = web_url or GITHUB_WEB_URL
+        fields["api_url"] = api_url or GITHUB_API_URL
+    elif issuer is None:
+        errors.add("issuer", "is required for an OpenID Connect provider: its issuer or discovery URL")
+        del fields["issuer"]
+    clean = _validate(kind, fields, errors)
+    errors.raise_if_any()
+    with transaction():
+        client = get_client(client_id)
+        if find_provider(client, slug) is not None:
+            raise ValidationError("slug", f"client {client_id!r} already has an identity provider {slug!r}")
+        secret = clean.pop("client_secret")
+        roles = clean.pop("default_roles")
+        provider = IdentityProvider(
+            client_pk=client.id,
+            kind=kind,
+            slug=slug,
+            client_secret_encrypted=encrypt(secret, current_app.config["SECRET_KEY"], SECRET_PURPOSE),
+            **clean,
+        )
+        db.session.add(provider)
+        db.session.flush()
+        _set_default_roles(provider, client, roles)
+    db.session.expire(provider, ["default_roles"])
+    return provider
+
+
+def update_provider(client_id: str, slug: str, /, **changes) -> IdentityProvider:
+    """Change a provider's settings; its type and slug stay (they are in registered URLs and issued tokens)."""
+    for fixed in ("kind", "type", "slug"):
+        if fixed in changes:
+            raise ValidationError(fixed, "cannot be changed; delete the provider and create another")
+    changes = {name: value for name, value in changes.items() if value is not None}
+    with transaction():
+        client = get_client(client_id)
+        provider = get_provider(client, slug)
+        errors = Errors()
+        clean = _validate(provider.kind, changes, errors)
+        errors.raise_if_any()
+        if "client_secret" in clean:
+            provider.client_secret_encrypted = encrypt(
+                clean.pop("client_secret"), current_app.config["SECRET_KEY"], SECRET_PURPOSE
+            )
+        if "default_roles" in clean:
+            _set_default_roles(provider, client, clean.pop("default_roles"))
+        for name, value in clean.items():
+            setattr(provider, name, value)
+    db.session.expire(provider, ["default_roles"])
+    return provider
+
+
+def set_enabled(client_id: str, slug: str, enabled: bool) -> IdentityProvider:
+    return update_provider(client_id, slug, enabled=enabled)
+
+
+def delete_provider(client_id: str, slug: str) -> int:
+    """Delete a provider with its linked identities (the users stay); return how many identities went."""
+    with transaction():
+        client = get_client(client_id)
+        provider = get_provider(client, slug)
+        linked = identity_counts(client).get(provider.id, 0)
+        db.session.delete(provider)
+    return linked
+
+
+# --- linked identities -----------------------------------------------------------------
+
+
+def find_identity(provider: IdentityProvider, subject: str) -> LinkedIdentity | None:
+    """The link of an upstream account, by the upstream's subject."""
+    query = sa.select(LinkedIdentity).where(LinkedIdentity.provider_id == provider.id)
+    return db.session.scalar(query.where(LinkedIdentity.subject == subject))
+
+
+def identity_of(provider: IdentityProvider, user: User) -> LinkedIdentity | None:
+    """The user's link through this provider, if any (a user links one account per provider)."""
+    query = sa.select(LinkedIdentity).where(LinkedIdentity.provider_id == provider.id)
+    return db.session.scalar(query.where(LinkedIdentity.user_id == user.id))
+
+
+def list_identities(user: User) -> list[LinkedIdentity]:
+    """The upstream accounts linked to a user, by provider name."""
+    query = (
+        sa.select(LinkedIdentity)
+        .join(IdentityProvider, IdentityProvider.id == LinkedIdentity.provider_id)
+        .where(LinkedIdentity.user_id == user.id)
+        .order_by(IdentityProvider.name)
+    )
+    return list(db.session.scalars(query))
+
+
+def sign_in_methods(user: User) -> list[str]:
+    """How the user can sign in: "password" and the slug of each linked provider that is enabled."""
+    methods = ["password"] if user.password_hash is not None else []
+    return methods + [identity.provider.slug for identity in list_identities(user) if identity.provider.enabled]
+
+
+def identity_to_dict(identity: LinkedIdentity) -> dict:
+    return {
+        "provider": identity.provider.slug,
+        "provider_name": identity.provider.name,
+        "subject": identity.subject,
+        "email": identity.email,
+        "created_at": identity.created_at.isoformat(),
+        "last_login_at": identity.last_login_at.isoformat() if identity.last_login_at else None,
+    }
+
+
+def add_identity(provider: IdentityProvider, user: User, subject: str, email: str | None) -> LinkedIdentity:
+    """Record that an upstream account signs in as this user, in the caller's transaction."""
+    if user.client_pk != provider.client_pk:
+        raise ValidationError("user", "belongs to another client than the identity provider")
+    if find_identity(provider, subject) is not None:
+        raise ValidationError("identity", f"this {provider.name} account is already linked to a user")
+    if identity_of(provider, user) is not None:
+        raise ValidationError("identity", f"the account is already linked to another {provider.name} account")
+    identity = LinkedIdentity(
+        client_pk=provider.client_pk,
+        provider_id=provider.id,
+        user_id=user.id,
+        subject=subject,
+        email=email,
+        last_login_at=datetime.now(UTC),
+    )
+    db.session.add(identity)
+    db.session.flush()
+    return identity
+
+
+def unlink(client_id: str, username: str, slug: str) -> None:
+    """Remove the link between a user and their account at a provider; the user stays."""
+    with transaction():
+        client = get_client(client_id)
+        user = get_user(client, username)
+        provider = get_provider(client, slug)
+        identity = identity_of(provider, user)
+        if identity is None:
+            raise NotFound(f"{username!r} has no linked {provider.name} account")
+        db.session.delete(identity)
+        audit.record(IDENTITY_UNLINKED, client=client, user=user, commit=False, idp=slug)

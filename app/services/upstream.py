@@ -1,0 +1,294 @@
+"""The relying-party side of social login: send the browser to an upstream provider, then check what comes back.
+
+Built on Authlib's requests client (`OAuth2Session`): one short-lived session per provider and
+step, made from the provider's database row, with the upstream timeout on every request.
+OpenID Connect providers (Google and any issuer) are read from their discovery document; the
+ID token is verified here with joserfc against the upstream's JWKS: signature, iss, aud (and
+azp), exp, iat and nonce. GitHub speaks plain OAuth 2; who the person is comes from its REST
+API, and only the primary email counts, verified or not.
+"""
+
+import time
+from dataclasses import dataclass
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+
+from app.models import IdentityProvider
+from app.services import ServiceError
+from app.services.idps import DISCOVERY_PATH, GOOGLE_ISSUER, callback_url, client_secret_of
+
+# Asymmetric algorithms only: an HMAC-signed ID token would be keyed with our client secret.
+ID_TOKEN_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+# Clock skew allowed on the upstream's exp and iat.
+LEEWAY = 120
+METADATA_MAX_AGE = 3600
+GITHUB_API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+
+class UpstreamError(ServiceError):
+    """The upstream could not be reached or its answer did not check out.
+
+    `reason` is for the audit log (unreachable, timeout, bad_response, token_error, misconfigured,
+    invalid_id_token, wrong_issuer, wrong_audience, wrong_nonce, expired); the message is for the page.
+    """
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass
+class Profile:
+    """Who the upstream says signed in; the subject is the upstream's stable id of the account."""
+
+    subject: str
+    email: str | None = None
+    email_verified: bool = False
+    username: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass
+class Redirect:
+    """Where to send the browser, and what must come back with it (kept in the signed session)."""
+
+    url: str
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+def _is_oidc(provider: IdentityProvider) -> bool:
+    return provider.kind in ("google", "oidc")
+
+
+def _timeout() -> float:
+    return current_app.config["AUTHGATE_UPSTREAM_TIMEOUT"]
+
+
+def _session(provider: IdentityProvider, **kwargs) -> OAuth2Session:
+    return OAuth2Session(
+        provider.upstream_client_id,
+        client_secret_of(provider),
+        scope=" ".join(provider.scopes),
+        redirect_uri=callback_url(provider),
+        code_challenge_method="S256",
+        default_timeout=_timeout(),
+        **kwargs,
+    )
+
+
+def _get_json(
+    url: str, what: str, provider: IdentityProvider, session: requests.Session | None = None, refused=None, **kwargs
+):
+    """GET a JSON document from the upstream, turning every way it can fail into an UpstreamError.
+
+    A 403 or 404 answer returns `refused` instead when that is given.
+    """
+    try:
+        response = (session or requests).get(url, timeout=_timeout(), **kwargs)
+    except requests.Timeout:
+        raise UpstreamError("timeout", f"{provider.name} did not answer in time.") from None
+    except requests.RequestException:
+        raise UpstreamError("unreachable", f"{provider.name} could not be reached.") from None
+    if refused is not None and response.status_code in (403, 404):
+        return refused
+    if response.status_code != 200:
+        raise UpstreamError("bad_response", f"{provider.name} answered the request for {what} with an error.")
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamError("bad_response", f"{provider.name} sent {what} that is not JSON.") from None
+
+
+def _cached(url: str, max_age: int, fetch, force: bool = False):
+    """Discovery documents and key sets are fetched once and reused (per app, for `max_age` seconds)."""
+    cache = current_app.extensions.setdefault("authgate_upstream_cache", {})
+    hit = cache.get(url)
+    if hit is not None and not force and hit[0] > time.monotonic():
+        return hit[1]
+    value = fetch()
+    cache[url] = (time.monotonic() + max_age, value)
+    return value
+
+
+def metadata(provider: IdentityProvider) -> dict:
+    """The provider's OpenID Connect discovery document, checked against its configured issuer."""
+    url = provider.issuer.rstrip("/") + DISCOVERY_PATH
+
+    def fetch():
+        document = _get_json(url, "its discovery document", provider)
+        wanted = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+        if not isinstance(document, dict) or not all(isinstance(document.get(k), str) for k in wanted):
+            raise UpstreamError("misconfigured", f"{provider.name}'s discovery document is incomplete.")
+        # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
+        if document["issuer"] != provider.issuer:
+            raise UpstreamError("misconfigured", f"{provider.name}'s discovery document names another issuer.")
+        return document
+
+    return _cached(url, METADATA_MAX_AGE, fetch)
+
+
+def _key_set(provider: IdentityProvider, jwks_uri: str, force: bool = False) -> KeySet:
+    def fetch():
+        document = _get_json(jwks_uri, "its signing keys", provider)
+        try:
+            return KeySet.import_key_set(document)
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise UpstreamError("bad_response", f"{provider.name}'s signing keys cannot be read.") from None
+
+    return _cached(jwks_uri, METADATA_MAX_AGE, fetch, force=force)
+
+
+# --- step 1: the redirect ----------------------------------------------------------------
+
+
+def begin(provider: IdentityProvider) -> Redirect:
+    """Build the upstream authorization URL with a fresh state, nonce and PKCE verifier."""
+    state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
+    extra = {}
+    if _is_oidc(provider):
+        endpoint = metadata(provider)["authorization_endpoint"]
+        extra["nonce"] = nonce
+    else:
+        endpoint = provider.web_url.rstrip("/") + "/login/oauth/authorize"
+    # PKCE goes to every upstream: one that does not support it ignores unknown parameters (RFC 6749 3.1).
+    with _session(provider) as oauth:
+        url, _ = oauth.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
+    return Redirect(url, state, nonce, verifier)
+
+
+# --- step 2: the callback ----------------------------------------------------------------
+
+
+def _fetch_token(provider: IdentityProvider, oauth: OAuth2Session, endpoint: str, code: str, verifier: str) -> dict:
+    try:
+        return oauth.fetch_token(endpoint, code=code, code_verifier=verifier, grant_type="authorization_code")
+    except requests.Timeout:
+        raise UpstreamError("timeout", f"{provider.name} did not answer in time.") from None
+    except requests.RequestException:
+        raise UpstreamError("unreachable", f"{provider.name} could not be reached.") from None
+    except OAuthError as exc:
+        raise UpstreamError("token_error", f"{provider.name} refused the sign-in ({exc.error}).") from None
+    except ValueError:
+        raise UpstreamError("bad_response", f"{provider.name} sent a token response that cannot be read.") from None
+
+
+def finish(provider: IdentityProvider, code: str, nonce: str, code_verifier: str) -> Profile:
+    """Exchange the code and return who signed in, after checking everything the upstream sent."""
+    if not isinstance(code, str) or not code:
+        raise UpstreamError("bad_response", f"{provider.name} sent no authorization code.")
+    if _is_oidc(provider):
+        return _finish_oidc(provider, code, nonce, code_verifier)
+    return _finish_github(provider, code, code_verifier)
+
+
+def _token_auth_method(document: dict) -> str:
+    supported = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+    return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
+
+
+def _finish_oidc(provider: IdentityProvider, code: str, nonce: str, verifier: str) -> Profile:
+    document = metadata(provider)
+    with _session(provider, token_endpoint_auth_method=_token_auth_method(document)) as oauth:
+        token = _fetch_token(provider, oauth, document["token_endpoint"], code, verifier)
+        if not isinstance(token.get("id_token"), str):
+            raise UpstreamError("bad_response", f"{provider.name} sent no ID token.")
+        claims = verify_id_token(provider, document, token["id_token"], nonce)
+        info = {}
+        if "email" not in claims and isinstance(document.get("userinfo_endpoint"), str):
+            info = _get_json(document["userinfo_endpoint"], "your profile", provider, session=oauth)
+            # OIDC Core 5.3.2: userinfo about another subject must not be used.
+            if not isinstance(info, dict) or info.get("sub") != claims["sub"]:
+                info = {}
+    merged = {**info, **claims}
+    first, last = merged.get("given_name"), merged.get("family_name")
+    if not (first or last) and isinstance(merged.get("name"), str):
+        first, _, last = merged["name"].strip().partition(" ")
+    email = merged.get("email")
+    return Profile(
+        subject=claims["sub"],
+        email=email if isinstance(email, str) and email else None,
+        # Some providers send the string "true".
+        email_verified=merged.get("email_verified") in (True, "true"),
+        username=merged.get("preferred_username") if isinstance(merged.get("preferred_username"), str) else None,
+        first_name=first if isinstance(first, str) else "",
+        last_name=last if isinstance(last, str) else "",
+    )
+
+
+def _issuers(provider: IdentityProvider) -> set[str]:
+    # Google writes its issuer with or without the scheme.
+    if provider.kind == "google" and provider.issuer == GOOGLE_ISSUER:
+        return {GOOGLE_ISSUER, "accounts.google.com"}
+    return {provider.issuer}
+
+
+def verify_id_token(provider: IdentityProvider, document: dict, id_token: str, nonce: str) -> dict:
+    """Check the upstream ID token: signature against its JWKS, then iss, aud/azp, exp, iat, nonce, sub."""
+    offered = document.get("id_token_signing_alg_values_supported") or ["RS256"]
+    algorithms = [alg for alg in ID_TOKEN_ALGS if alg in offered] or ["RS256"]
+    invalid = UpstreamError("invalid_id_token", f"{provider.name}'s ID token is not validly signed.")
+    try:
+        try:
+            decoded = jwt.decode(id_token, _key_set(provider, document["jwks_uri"]), algorithms=algorithms)
+        except InvalidKeyIdError:
+            # The upstream rotated its keys since we cached them.
+            decoded = jwt.decode(id_token, _key_set(provider, document["jwks_uri"], force=True), algorithms=algorithms)
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise invalid from None
+    claims = decoded.claims
+    now = time.time()
+    if claims.get("iss") not in _issuers(provider):
+        raise UpstreamError("wrong_issuer", f"{provider.name}'s ID token comes from another issuer.")
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if provider.upstream_client_id not in audiences or (
+        len(audiences) > 1 and claims.get("azp") != provider.upstream_client_id
+    ):
+        raise UpstreamError("wrong_audience", f"{provider.name}'s ID token was issued to another application.")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise invalid
+    if exp + LEEWAY < now or iat - LEEWAY > now:
+        raise UpstreamError("expired", f"{provider.name}'s ID token has expired; check the server clocks.")
+    if claims.get("nonce") != nonce:
+        raise UpstreamError("wrong_nonce", f"{provider.name}'s ID token belongs to another sign-in.")
+    if not isinstance(claims.get("sub"), str) or not claims["sub"] or len(claims["sub"]) > 255:
+        raise invalid
+    return claims
+
+
+def _finish_github(provider: IdentityProvider, code: str, verifier: str) -> Profile:
+    web, api = provider.web_url.rstrip("/"), provider.api_url.rstrip("/")
+    with _session(provider, token_endpoint_auth_method="client_secret_post") as oauth:
+        token = _fetch_token(provider, oauth, f"{web}/login/oauth/access_token", code, verifier)
+        if not token.get("access_token"):
+            raise UpstreamError("bad_response", f"{provider.name} sent no access token.")
+        user = _get_json(f"{api}/user", "your profile", provider, session=oauth, headers=GITHUB_API_HEADERS)
+        # Without the user:email permission the list is refused: then no address is known.
+        emails = _get_json(
+            f"{api}/user/emails", "your emails", provider, session=oauth, refused=[], headers=GITHUB_API_HEADERS
+        )
+    if not isinstance(user, dict) or not isinstance(user.get("id"), int):
+        raise UpstreamError("bad_response", f"{provider.name} sent a profile without an account id.")
+    if not isinstance(emails, list):
+        emails = []
+    primary = next((e for e in emails if isinstance(e, dict) and e.get("primary")), None)
+    first, _, last = (user.get("name") or "").strip().partition(" ")
+    return Profile(
+        subject=str(user["id"]),
+        email=primary.get("email") if primary else None,
+        email_verified=bool(primary and primary.get("verified") is True),
+        username=user.get("login") if isinstance(user.get("login"), str) else None,
+        first_name=first,
+        last_name=last.strip(),
+    )
