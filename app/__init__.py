@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
-from app.extensions import csrf, db, migrate
+from app.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
 
@@ -28,16 +28,19 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
+    login_manager.init_app(app)
 
     from app.oauth import server
 
     server.init_app(app)
 
+    from app.admin import bp as admin_bp
     from app.auth import bp as auth_bp
     from app.oauth import bp as oauth_bp
 
     app.register_blueprint(oauth_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_bp)
 
     from app import cli
 

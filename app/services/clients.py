@@ -16,6 +16,8 @@ from app.services import Errors, NotFound, ValidationError, transaction
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
 
 CONSOLE_CLIENT_ID = "authgate-console"
+# The role that lets a user of the console's client administer AuthGate.
+CONSOLE_ADMIN_ROLE = "ROLE_AUTHGATE_ADMIN"
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 SECRET_AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
@@ -339,6 +341,41 @@ def list_clients(search: str | None = None, page: int = 1, per_page: int = 50) -
     return paginate(query, page, per_page)
 
 
+def check_available(client_id: str) -> None:
+    """Refuse a client_id that another client already has."""
+    if find_client(client_id) is not None:
+        raise ValidationError("client_id", f"{client_id!r} is already taken")
+
+
+def choices() -> list[tuple[str, str]]:
+    """Every client's (client_id, name), for a picker; two columns, no full rows."""
+    return [
+        tuple(row) for row in db.session.execute(sa.select(Client.client_id, Client.name).order_by(Client.client_id))
+    ]
+
+
+def totals() -> dict[str, int]:
+    """How many clients, users and roles there are in all."""
+    return {
+        "clients": db.session.scalar(sa.select(sa.func.count()).select_from(Client)) or 0,
+        "users": db.session.scalar(sa.select(sa.func.count()).select_from(User)) or 0,
+        "roles": db.session.scalar(sa.select(sa.func.count()).select_from(Role)) or 0,
+    }
+
+
+def usage_of(clients: list[Client]) -> dict[int, dict[str, int]]:
+    """`usage` for a page of clients at once (two grouped queries), by client pk."""
+    pks = [client.id for client in clients]
+    result = {pk: {"users": 0, "roles": 0} for pk in pks}
+    if not pks:
+        return result
+    for kind, model in (("users", User), ("roles", Role)):
+        query = sa.select(model.client_pk, sa.func.count()).where(model.client_pk.in_(pks)).group_by(model.client_pk)
+        for pk, count in db.session.execute(query):
+            result[pk][kind] = count
+    return result
+
+
 def usage(client: Client) -> dict[str, int]:
     """Count what would go with the client if it were deleted."""
     users = db.session.scalar(sa.select(sa.func.count()).where(User.client_pk == client.id))
@@ -361,8 +398,7 @@ def create_client(**fields) -> tuple[Client, str | None]:
     """Register a client; return it with its secret, which is shown only now."""
     clean = validate_client(fields)
     with transaction():
-        if find_client(clean["client_id"]) is not None:
-            raise ValidationError("client_id", f"{clean['client_id']!r} is already taken")
+        check_available(clean["client_id"])
         client = Client(**clean)
         secret = None
         if needs_secret(clean["token_endpoint_auth_methods"]):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Client, Role, User, UserRole
 from app.services import Errors, NotFound, ValidationError, transaction
-from app.services.clients import get_client
+from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, get_client
 
 ROLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
@@ -57,6 +57,19 @@ def holders(role: Role) -> list[User]:
     return list(db.session.scalars(query))
 
 
+def holders_preview(role: Role, limit: int = 20) -> tuple[list[str], int]:
+    """The first `limit` usernames holding the role, and how many hold it in all."""
+    names = (
+        sa.select(User.username)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role_id == role.id)
+        .order_by(sa.func.lower(User.username))
+        .limit(limit)
+    )
+    total = sa.select(sa.func.count()).select_from(UserRole).where(UserRole.role_id == role.id)
+    return list(db.session.scalars(names)), db.session.scalar(total) or 0
+
+
 def holder_counts(client: Client) -> dict[int, int]:
     """Number of holders of each role of the client, by role id."""
     query = (
@@ -80,8 +93,15 @@ def create_role(client_id: str, name: str, description: str = "") -> Role:
     return role
 
 
+def check_role_deletable(client_id: str, name: str) -> None:
+    """Refuse to delete the role that lets anyone into the console."""
+    if client_id == CONSOLE_CLIENT_ID and name == CONSOLE_ADMIN_ROLE:
+        raise ValidationError("name", f"{name} cannot be deleted: without it no one can use the console")
+
+
 def delete_role(client_id: str, name: str) -> list[str]:
     """Delete the role; return the usernames that held it."""
+    check_role_deletable(client_id, name)
     with transaction():
         role = get_role(get_client(client_id), name)
         had_it = [user.username for user in holders(role)]

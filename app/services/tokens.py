@@ -6,6 +6,7 @@ its whole family. A replayed authorization code revokes what it issued.
 """
 
 import base64
+import hmac
 import json
 import secrets
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app
 from joserfc import jwt
@@ -265,6 +267,28 @@ def find_code(code: str, client: Client) -> AuthorizationCode | None:
         return None
     if row.expires_at <= datetime.now(UTC):
         return None
+    return row
+
+
+def redeem_code(code: str, client: Client, redirect_uri: str, code_verifier: str) -> AuthorizationCode | None:
+    """Exchange a code in-process, with the token endpoint's checks; None when any fails.
+
+    The console signs its admins in through this server's own hosted login and redeems the
+    code here rather than over HTTP: same client, unused and unexpired code, same redirect
+    URI, PKCE S256. The code is used up only when every check passed.
+    """
+    row = find_code(code, client)
+    if row is None or row.redirect_uri != redirect_uri or row.code_challenge_method != "S256":
+        return None
+    if not isinstance(code_verifier, str) or not code_verifier:
+        return None
+    challenge = create_s256_code_challenge(code_verifier)
+    if not hmac.compare_digest(challenge, row.code_challenge or ""):
+        return None
+    if not consume_code(row):
+        db.session.rollback()
+        return None
+    db.session.commit()
     return row
 
 

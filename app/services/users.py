@@ -159,6 +159,37 @@ def role_names(user: User) -> list[str]:
     return list(db.session.scalars(query))
 
 
+def role_names_of(users: list[User]) -> dict[int, list[str]]:
+    """`role_names` for a page of users at once (one query), by user id."""
+    result: dict[int, list[str]] = {user.id: [] for user in users}
+    if not result:
+        return result
+    query = (
+        sa.select(UserRole.user_id, Role.name)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(UserRole.user_id.in_(list(result)))
+        .order_by(Role.name)
+    )
+    for user_id, name in db.session.execute(query):
+        result[user_id].append(name)
+    return result
+
+
+def is_console_admin(user: User) -> bool:
+    """Whether the user may use the console: enabled, of the console's client, holding its admin role."""
+    from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID
+
+    if not user.enabled:
+        return False
+    query = (
+        sa.select(UserRole.user_id)
+        .join(Role, Role.id == UserRole.role_id)
+        .join(Client, Client.id == Role.client_pk)
+        .where(UserRole.user_id == user.id, Role.name == CONSOLE_ADMIN_ROLE, Client.client_id == CONSOLE_CLIENT_ID)
+    )
+    return db.session.scalar(query.limit(1)) is not None
+
+
 def to_dict(user: User) -> dict:
     return {
         "sub": user.sub,

@@ -1,0 +1,235 @@
+"""Console forms, and the wizard's steps, presets and one-line explanations.
+
+Forms only parse input: every rule (what a valid client, role, user or password is) lives in
+app/services and comes back as a ValidationError, shown next to its field.
+"""
+
+from dataclasses import dataclass
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+
+from app.services import ValidationError
+from app.services.clients import SIGNING_ALGS
+
+
+def sentence(label: str, reason: str) -> str:
+    """Turn a service reason ("is required") into what is shown under the field."""
+    if reason.startswith(("is ", "must ", "cannot ", "has ", "does ")):
+        return f"{label} {reason}."
+    first = reason.split(" ", 1)[0]
+    # Leave a leading identifier (client_credentials, 'x') as it is; capitalise a plain word.
+    text = reason[0].upper() + reason[1:] if first.isalpha() else reason
+    return text if text.endswith((".", ")")) else text + "."
+
+
+def show_errors(form: FlaskForm, error: ValidationError, fallback: str | None = None) -> None:
+    """Put each of the service's errors next to its field (or next to `fallback`)."""
+    for name, reason in error.errors.items():
+        key = name if name in form else fallback
+        field = form[key] if key and key in form else None
+        if field is None:
+            form.form_errors.append(reason)
+            continue
+        field.errors = [*field.errors, sentence(str(field.label.text), reason)]
+
+
+class ConsoleForm(FlaskForm):
+    """Base of console forms; WTForms' `form_errors` holds errors that belong to no single field."""
+
+
+class RoleForm(ConsoleForm):
+    name = StringField("Name", render_kw={"placeholder": "ROLE_EDITOR", "spellcheck": "false", "autocomplete": "off"})
+    description = StringField("Description", render_kw={"placeholder": "Can edit articles"})
+
+
+class UserForm(ConsoleForm):
+    username = StringField("Username", render_kw={"autocomplete": "off", "spellcheck": "false"})
+    email = StringField("Email", render_kw={"type": "email", "autocomplete": "off"})
+    first_name = StringField("First name", render_kw={"autocomplete": "off"})
+    last_name = StringField("Last name", render_kw={"autocomplete": "off"})
+    password = PasswordField("Password", render_kw={"autocomplete": "new-password"})
+    no_password = BooleanField("No password — social login only")
+    roles = SelectMultipleField("Roles", validate_choice=False)
+
+
+class ProfileForm(ConsoleForm):
+    email = StringField("Email", render_kw={"type": "email"})
+    first_name = StringField("First name")
+    last_name = StringField("Last name")
+    email_verified = BooleanField("Email address is verified")
+
+
+class PasswordForm(ConsoleForm):
+    password = PasswordField("New password", render_kw={"autocomplete": "new-password"})
+    no_password = BooleanField("No password — social login only")
+
+
+class RolesForm(ConsoleForm):
+    roles = SelectMultipleField("Roles", validate_choice=False)
+
+
+class EnabledForm(ConsoleForm):
+    enabled = HiddenField()
+
+
+class ConfirmForm(ConsoleForm):
+    """A confirmation that names what it confirms (typed, for deleting a client)."""
+
+    confirm = StringField("Confirm", render_kw={"autocomplete": "off", "spellcheck": "false"})
+
+
+class RotateKeysForm(ConsoleForm):
+    alg = SelectField("Algorithm", choices=[SelectChoice("", "Every algorithm"), *SIGNING_ALGS])
+    now = BooleanField("Switch immediately (emergency)")
+
+
+# --- the client wizard ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    fields: tuple[str, ...]
+
+
+STEPS = (
+    Step(1, "Basic info", ("client_id", "name", "description")),
+    Step(2, "Capabilities", ("token_endpoint_auth_methods", "grant_types", "jwks")),
+    Step(3, "URIs & scopes", ("redirect_uris", "post_logout_redirect_uris", "scopes")),
+    Step(
+        4,
+        "Token settings",
+        (
+            "access_token_lifetime",
+            "refresh_token_lifetime",
+            "require_pkce",
+            "token_format",
+            "signing_alg",
+            "require_consent",
+        ),
+    ),
+)
+REVIEW = len(STEPS) + 1
+LIST_FIELDS = ("token_endpoint_auth_methods", "grant_types", "redirect_uris", "post_logout_redirect_uris", "scopes")
+FLAG_FIELDS = ("require_pkce", "require_consent")
+
+LABELS = {
+    "client_id": "Client ID",
+    "name": "Name",
+    "description": "Description",
+    "token_endpoint_auth_methods": "Authentication method",
+    "grant_types": "Grant types",
+    "jwks": "Public keys",
+    "redirect_uris": "Redirect URIs",
+    "post_logout_redirect_uris": "Post-logout redirect URIs",
+    "scopes": "Scopes",
+    "access_token_lifetime": "Access token lifetime",
+    "refresh_token_lifetime": "Refresh token lifetime",
+    "require_pkce": "PKCE",
+    "token_format": "Token format",
+    "signing_alg": "Signing algorithm",
+    "require_consent": "Consent",
+}
+
+AUTH_METHOD_TEXT = {
+    "client_secret_basic": (
+        "Client secret (HTTP Basic)",
+        "The app sends its secret in the Authorization header — the usual choice for server-side apps.",
+    ),
+    "client_secret_post": (
+        "Client secret (form body)",
+        "The app sends its secret in the token request's body, for libraries that cannot set headers.",
+    ),
+    "private_key_jwt": (
+        "Private key JWT",
+        "The app signs a short-lived JWT with its own private key; you register only its public keys.",
+    ),
+    "none": (
+        "None — public client",
+        "No secret, for browser and mobile apps that cannot keep one; PKCE protects the sign-in instead.",
+    ),
+}
+GRANT_TEXT = {
+    "authorization_code": (
+        "Authorization code",
+        "Users sign in on AuthGate's page; the app gets a one-time code and exchanges it for tokens.",
+    ),
+    "refresh_token": (
+        "Refresh token",
+        "The app renews tokens without asking the user to sign in again; each refresh token works once.",
+    ),
+    "client_credentials": (
+        "Client credentials",
+        "The app gets tokens for itself, with no user involved — for services calling an API.",
+    ),
+}
+SCOPE_TEXT = {
+    "openid": "Sign users in with OpenID Connect: the app receives an ID token saying who signed in.",
+    "profile": "The user's name and username.",
+    "email": "The user's email address and whether it is verified.",
+    "roles": "The roles the user holds in this application.",
+    "offline_access": "Lets the app ask for long-lived access while the user is away.",
+}
+TOKEN_FORMAT_TEXT = {
+    "jwt": ("JWT", "Self-contained and signed: your API checks it with AuthGate's public keys, without a call."),
+    "opaque": ("Opaque", "A random string: your API asks AuthGate (introspection) each time; revoking is instant."),
+}
+SIGNING_ALG_TEXT = {
+    "RS256": ("RS256", "RSA — understood by every library. The safe default."),
+    "ES256": ("ES256", "ECDSA P-256 — smaller tokens, widely supported."),
+    "EdDSA": ("EdDSA", "Ed25519 — modern and fast; check that your library supports it."),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    title: str
+    text: str
+    fields: dict
+    # Whether people sign in: then the user scopes (openid, profile, ...) make sense.
+    user_scopes: bool = True
+
+
+PRESETS = (
+    Preset(
+        "web",
+        "Web application",
+        "A server-side app (Django, Rails, Express, Flask …) that can keep a secret.",
+        {
+            "token_endpoint_auth_methods": ["client_secret_basic"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "require_pkce": "1",
+        },
+    ),
+    Preset(
+        "spa",
+        "Single-page or mobile app",
+        "Runs in the browser or on a phone, so it cannot keep a secret: a public client with PKCE.",
+        {
+            "token_endpoint_auth_methods": ["none"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "require_pkce": "1",
+        },
+    ),
+    Preset(
+        "m2m",
+        "Machine to machine",
+        "A backend service, job or script that calls an API as itself, with no user signing in.",
+        {
+            "token_endpoint_auth_methods": ["client_secret_basic"],
+            "grant_types": ["client_credentials"],
+        },
+        user_scopes=False,
+    ),
+)

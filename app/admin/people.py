@@ -1,0 +1,345 @@
+"""Console pages for the roles and users of a client."""
+
+from flask import abort, flash, redirect, request, session, url_for
+from flask_login import current_user
+
+from app.admin import bp
+from app.admin.forms import (
+    ConfirmForm,
+    EnabledForm,
+    PasswordForm,
+    ProfileForm,
+    RoleForm,
+    RolesForm,
+    UserForm,
+    show_errors,
+)
+from app.admin.ui import INVALID, is_htmx, page, see_other
+from app.admin.views import PER_PAGE, client_or_404, page_number
+from app.services import NotFound, ValidationError
+from app.services import clients as client_service
+from app.services import roles as role_service
+from app.services import users as user_service
+
+# The client whose roles and users were looked at last, so the menu returns to it.
+CHOSEN = "admin_client"
+
+
+def choose(client) -> None:
+    session[CHOSEN] = client.client_id
+
+
+def _default_client_id() -> str | None:
+    """The client picked last, else the first one that is not the console's own."""
+    remembered = session.get(CHOSEN)
+    if remembered and client_service.find_client(remembered) is not None:
+        return remembered
+    ids = [client_id for client_id, _ in client_service.choices()]
+    others = [client_id for client_id in ids if client_id != client_service.CONSOLE_CLIENT_ID]
+    return (others or ids or [None])[0]
+
+
+def _go_to(endpoint: str):
+    wanted = request.args.get("client")
+    client_id = wanted if wanted and client_service.find_client(wanted) else _default_client_id()
+    if client_id is None:
+        return page("admin/no_clients.html", section=endpoint)
+    return redirect(url_for(f"admin.{endpoint}", client_id=client_id))
+
+
+@bp.get("/roles")
+def roles_home():
+    return _go_to("roles")
+
+
+@bp.get("/users")
+def users_home():
+    return _go_to("users")
+
+
+# --- roles -----------------------------------------------------------------------------
+
+
+@bp.route("/clients/<client_id>/roles", methods=["GET", "POST"])
+def roles(client_id):
+    client = client_or_404(client_id)
+    choose(client)
+    form = RoleForm()
+    notice = None
+    if form.validate_on_submit():
+        try:
+            role = role_service.create_role(client.client_id, form.name.data, form.description.data)
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            if not is_htmx():
+                flash(f"Created role {role.name}.", "success")
+                return see_other(url_for("admin.roles", client_id=client.client_id))
+            notice = f"Created role {role.name}."
+            form = RoleForm(formdata=None)
+    listed = role_service.list_roles(client)
+    return page(
+        "admin/roles.html",
+        ("roles_panel",),
+        status=INVALID if form.errors else 200,
+        client=client,
+        choices=client_service.choices(),
+        roles=listed,
+        locked={role.name for role in listed if _undeletable(client, role.name)},
+        counts=role_service.holder_counts(client),
+        form=form,
+        notice=notice,
+    )
+
+
+def _undeletable(client, name: str) -> str | None:
+    """Why the service would refuse to delete the role, if it would."""
+    try:
+        role_service.check_role_deletable(client.client_id, name)
+    except ValidationError as exc:
+        return exc.reason
+    return None
+
+
+def role_or_404(client, name: str):
+    role = role_service.find_role(client, name)
+    if role is None:
+        abort(404)
+    return role
+
+
+@bp.route("/clients/<client_id>/roles/<path:name>/delete", methods=["GET", "POST"])
+def role_delete(client_id, name):
+    client = client_or_404(client_id)
+    role = role_or_404(client, name)
+    holders, total = role_service.holders_preview(role)
+    form = ConfirmForm()
+    asked = False
+    refused = None
+    if form.validate_on_submit():
+        if total and form.confirm.data != "yes":
+            # Assigned since the list was shown: ask first, naming who holds it.
+            asked = True
+        else:
+            try:
+                had = role_service.delete_role(client.client_id, role.name)
+            except ValidationError as exc:
+                refused = exc.reason
+            else:
+                lost = f"; {len(had)} users no longer hold it." if had else "."
+                flash(f"Deleted role {role.name}{lost}", "success")
+                return see_other(url_for("admin.roles", client_id=client.client_id))
+    return page(
+        "admin/role_delete.html",
+        status=409 if asked or refused else 200,
+        client=client,
+        role=role,
+        holders=holders,
+        total=total,
+        form=form,
+        refused=refused or _undeletable(client, role.name),
+    )
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+@bp.get("/clients/<client_id>/users")
+def users(client_id):
+    client = client_or_404(client_id)
+    choose(client)
+    search = request.args.get("q", "").strip()
+    found = user_service.list_users(client, search or None, page=page_number(), per_page=PER_PAGE)
+    return page(
+        "admin/users.html",
+        ("results",),
+        client=client,
+        choices=client_service.choices(),
+        found=found,
+        search=search,
+        roles_of=user_service.role_names_of(found.items),
+    )
+
+
+def _role_choices(client) -> list[str]:
+    return [role.name for role in role_service.list_roles(client)]
+
+
+@bp.route("/clients/<client_id>/users/new", methods=["GET", "POST"])
+def user_new(client_id):
+    client = client_or_404(client_id)
+    form = UserForm()
+    form.roles.choices = _role_choices(client)
+    if form.validate_on_submit():
+        try:
+            user = user_service.create_user(
+                client.client_id,
+                form.username.data,
+                email=form.email.data,
+                first_name=form.first_name.data,
+                last_name=form.last_name.data,
+                password=None if form.no_password.data else (form.password.data or ""),
+                roles=form.roles.data,
+            )
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            flash(f"Created user {user.username}.", "success")
+            return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))
+    return page(
+        "admin/user_new.html",
+        status=INVALID if form.errors else 200,
+        client=client,
+        form=form,
+        descriptions={role.name: role.description for role in role_service.list_roles(client)},
+    )
+
+
+def user_or_404(client, username: str):
+    user = user_service.find_user(client, username)
+    if user is None:
+        abort(404)
+    return user
+
+
+def locks_self_out(client, user, enabled: bool = True, roles: list[str] | None = None) -> str | None:
+    """Why this change would shut the signed-in admin out of the console, if it would."""
+    if user.id != current_user.user.id:
+        return None
+    if not enabled:
+        return "You cannot disable yourself: you would be signed out with no way back. Another admin can."
+    if (
+        roles is not None
+        and client.client_id == client_service.CONSOLE_CLIENT_ID
+        and (client_service.CONSOLE_ADMIN_ROLE not in roles)
+    ):
+        return f"You cannot take {client_service.CONSOLE_ADMIN_ROLE} from yourself: you would lose the console."
+    return None
+
+
+def user_page(client, user, submitted=None, notice=None, status=200):
+    """The user's page; `submitted` is the form just posted (with its errors), the others start fresh."""
+    forms = {
+        "profile": ProfileForm(formdata=None, obj=user),
+        "password": PasswordForm(formdata=None),
+        "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
+        "status": EnabledForm(formdata=None),
+    }
+    forms["user_roles"].roles.choices = _role_choices(client)
+    if submitted is not None:
+        forms.update(submitted)
+    return page(
+        "admin/user_detail.html",
+        ("profile", "password", "user_roles", "status"),
+        status=status,
+        client=client,
+        user=user,
+        forms=forms,
+        notice=notice or {},
+        descriptions={role.name: role.description for role in role_service.list_roles(client)},
+        is_self=user.id == current_user.user.id,
+    )
+
+
+@bp.get("/clients/<client_id>/users/<username>")
+def user_detail(client_id, username):
+    client = client_or_404(client_id)
+    return user_page(client, user_or_404(client, username))
+
+
+def _saved(client, user, block: str, message: str):
+    """After a change on the user page: 303 to it, or for HTMX the changed block with a note."""
+    if not is_htmx():
+        flash(message, "success")
+        return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))
+    return user_page(client, user, notice={block: message})
+
+
+@bp.post("/clients/<client_id>/users/<username>/profile")
+def user_profile(client_id, username):
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    form = ProfileForm()
+    if form.validate_on_submit():
+        try:
+            user = user_service.update_user(
+                client.client_id,
+                user.username,
+                email=form.email.data,
+                first_name=form.first_name.data,
+                last_name=form.last_name.data,
+                email_verified=form.email_verified.data,
+            )
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            return _saved(client, user, "profile", "Profile saved.")
+    return user_page(client, user, {"profile": form}, status=INVALID)
+
+
+@bp.post("/clients/<client_id>/users/<username>/enabled")
+def user_enabled(client_id, username):
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    form = EnabledForm()
+    if not form.validate_on_submit() or form.enabled.data not in ("0", "1"):
+        abort(400)
+    refused = locks_self_out(client, user, enabled=form.enabled.data == "1")
+    if refused:
+        form.form_errors.append(refused)
+        return user_page(client, user, {"status": form}, status=INVALID)
+    user = user_service.set_enabled(client.client_id, user.username, form.enabled.data == "1")
+    message = "Enabled: the user can sign in." if user.enabled else "Disabled: the user can no longer sign in."
+    return _saved(client, user, "status", message)
+
+
+@bp.post("/clients/<client_id>/users/<username>/roles")
+def user_roles(client_id, username):
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    form = RolesForm()
+    form.roles.choices = _role_choices(client)
+    refused = locks_self_out(client, user, roles=form.roles.data or [])
+    if refused:
+        form.roles.errors = [refused]
+    elif form.validate_on_submit():
+        try:
+            user = user_service.set_roles(client.client_id, user.username, form.roles.data)
+        except ValidationError as exc:
+            show_errors(form, exc, fallback="roles")
+        except NotFound as exc:
+            form.roles.errors = [f"{exc}."]
+        else:
+            return _saved(client, user, "user_roles", "Roles saved.")
+    return user_page(client, user, {"user_roles": form}, status=INVALID)
+
+
+@bp.post("/clients/<client_id>/users/<username>/password")
+def user_password(client_id, username):
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    form = PasswordForm()
+    if form.validate_on_submit():
+        password = None if form.no_password.data else (form.password.data or "")
+        try:
+            user = user_service.set_password(client.client_id, user.username, password)
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            message = "Password removed: only social login remains." if password is None else "Password set."
+            return _saved(client, user, "password", message)
+    return user_page(client, user, {"password": form}, status=INVALID)
+
+
+@bp.route("/clients/<client_id>/users/<username>/delete", methods=["GET", "POST"])
+def user_delete(client_id, username):
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    form = ConfirmForm()
+    refused = "You cannot delete yourself. Another admin can." if user.id == current_user.user.id else None
+    if form.validate_on_submit() and not refused:
+        user_service.delete_user(client.client_id, user.username)
+        flash(f"Deleted user {user.username}.", "success")
+        return see_other(url_for("admin.users", client_id=client.client_id))
+    status = 409 if refused and request.method == "POST" else 200
+    return page("admin/user_delete.html", status=status, client=client, user=user, form=form, refused=refused)

@@ -1,0 +1,143 @@
+"""Console pages: the dashboard, clients (list, detail, secret, delete) and signing keys."""
+
+from flask import abort, current_app, flash, request, url_for
+
+from app.admin import bp
+from app.admin.forms import ConfirmForm, ConsoleForm, RotateKeysForm, show_errors
+from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret
+from app.services import ValidationError, audit
+from app.services import clients as client_service
+from app.services import keys as key_service
+
+PER_PAGE = 25
+
+bp.add_app_template_filter(duration, "duration")
+
+
+@bp.errorhandler(404)
+def not_found(error):
+    return page("admin/not_found.html", status=404)
+
+
+def page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+def client_or_404(client_id: str):
+    client = client_service.find_client(client_id)
+    if client is None:
+        abort(404)
+    return client
+
+
+@bp.get("/")
+def dashboard():
+    return page(
+        "admin/dashboard.html",
+        totals=client_service.totals(),
+        sign_ins=audit.recent_with_clients((audit.LOGIN_SUCCEEDED,), limit=8),
+        failures=audit.recent_with_clients((audit.LOGIN_FAILED,), limit=8),
+        issuer=current_app.config["AUTHGATE_ISSUER"],
+    )
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+@bp.get("/clients")
+def clients():
+    search = request.args.get("q", "").strip()
+    found = client_service.list_clients(search or None, page=page_number(), per_page=PER_PAGE)
+    return page(
+        "admin/clients.html",
+        ("results",),
+        found=found,
+        search=search,
+        usage=client_service.usage_of(found.items),
+    )
+
+
+@bp.get("/clients/<client_id>")
+def client_detail(client_id):
+    client = client_or_404(client_id)
+    return page(
+        "admin/client_detail.html",
+        client=client,
+        secret=take_secret(client.client_id),
+        usage=client_service.usage(client),
+        needs_secret=client_service.needs_secret(client.token_endpoint_auth_methods),
+        issuer=current_app.config["AUTHGATE_ISSUER"],
+        console=client.client_id == client_service.CONSOLE_CLIENT_ID,
+    )
+
+
+@bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])
+def client_rotate_secret(client_id):
+    client = client_or_404(client_id)
+    form = ConsoleForm()
+    if form.validate_on_submit():
+        try:
+            secret = client_service.rotate_secret(client.client_id)
+        except ValidationError as exc:
+            form.form_errors.append(exc.reason)
+        else:
+            hand_over_secret(client.client_id, secret)
+            flash("The secret was replaced; the old one no longer works.", "success")
+            return see_other(url_for("admin.client_detail", client_id=client.client_id))
+    status = INVALID if form.form_errors else 200
+    return page("admin/client_rotate.html", status=status, client=client, form=form)
+
+
+@bp.route("/clients/<client_id>/delete", methods=["GET", "POST"])
+def client_delete(client_id):
+    client = client_or_404(client_id)
+    form = ConfirmForm()
+    usage = client_service.usage(client)
+    try:
+        client_service.check_deletable(client.client_id)
+        refused = None
+    except ValidationError as exc:
+        refused = exc.reason
+    if form.validate_on_submit() and refused is None:
+        if form.confirm.data.strip() != client.client_id:
+            form.confirm.errors = [f"Type {client.client_id} to confirm."]
+        else:
+            gone = client_service.delete_client(client.client_id)
+            flash(
+                f"Deleted {client.name} ({client.client_id}) with its {gone['users']} users and {gone['roles']} roles.",
+                "success",
+            )
+            return see_other(url_for("admin.clients"))
+    status = INVALID if form.confirm.errors else (409 if refused and request.method == "POST" else 200)
+    return page("admin/client_delete.html", status=status, client=client, form=form, usage=usage, refused=refused)
+
+
+# --- signing keys ----------------------------------------------------------------------
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+def keys():
+    form = RotateKeysForm()
+    if form.validate_on_submit():
+        try:
+            made = key_service.rotate(form.alg.data or None, immediately=form.now.data)
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            names = ", ".join(f"{key.alg} {key.kid}" for key in made)
+            when = "signs from now on" if form.now.data else "is published now and starts signing once caches have it"
+            flash(f"New key {names} {when}.", "success")
+            return see_other(url_for("admin.keys"))
+    rows = [(key, key_service.state_of(key)) for key in key_service.list_keys()]
+    config = current_app.config
+    return page(
+        "admin/keys.html",
+        status=INVALID if form.errors else 200,
+        form=form,
+        rows=rows,
+        delay=config["AUTHGATE_JWKS_MAX_AGE"] + config["AUTHGATE_KEY_REFRESH_SECONDS"],
+        issuer=config["AUTHGATE_ISSUER"],
+    )

@@ -1,0 +1,56 @@
+"""Console signing keys: states, rotation without breaking relying parties, and the emergency switch."""
+
+import re
+
+import pytest
+
+from app.services import keys as key_service
+from tests.integration.test_admin_login import post, set_up_console, sign_in, text
+
+
+@pytest.fixture
+def admin(app, runner, client):
+    set_up_console(app, runner)
+    sign_in(client)
+    return client
+
+
+def states(response) -> list[str]:
+    return re.findall(r'<span class="badge[^"]*">(next|active|retired|expired)</span></td>', text(response))
+
+
+def test_keys_page_lists_each_key_with_its_state(admin):
+    page = admin.get("/admin/keys")
+    assert page.status_code == 200
+    assert sorted(states(page)) == ["active", "active", "active"]
+    for key in key_service.list_keys():
+        assert key.kid[:16] in text(page)
+    assert "Only if a key leaked" in text(page)
+
+
+def test_rotate_publishes_next_keys_and_refuses_a_second_rotation(admin):
+    response = post(admin, "/admin/keys", {"alg": ""})
+    assert response.status_code == 303
+    page = admin.get("/admin/keys")
+    assert sorted(states(page)) == ["active"] * 3 + ["next"] * 3
+    assert "is published now and starts signing once caches have it" in text(page)
+    again = post(admin, "/admin/keys", {"alg": "RS256"})
+    assert again.status_code == 422
+    assert "rotation is already pending" in text(again)
+    assert re.search(r'field has-error[^>]*>\s*<label for="alg"', text(again))
+
+
+def test_rotate_now_switches_at_once_and_keeps_the_old_key_published(admin):
+    response = post(admin, "/admin/keys", {"alg": "ES256", "now": "y"})
+    assert response.status_code == 303
+    by_state = {}
+    for key in key_service.list_keys():
+        by_state.setdefault((key.alg, key_service.state_of(key)), []).append(key)
+    assert len(by_state[("ES256", "active")]) == 1 and len(by_state[("ES256", "retired")]) == 1
+    assert ("RS256", "next") not in by_state
+    assert "signs from now on" in text(admin.get("/admin/keys"))
+
+
+def test_an_unknown_algorithm_is_refused(admin):
+    response = post(admin, "/admin/keys", {"alg": "HS256"})
+    assert response.status_code == 422 and "Not a valid choice" in text(response)
