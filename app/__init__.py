@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import CookieSessions, csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     overrides = dict(config or {})
     app.config.update(settings.load(app.instance_path, overrides=overrides))
     app.config.update(overrides)
+    app.session_interface = CookieSessions()
     app.permanent_session_lifetime = timedelta(seconds=app.config["AUTHGATE_SESSION_LIFETIME"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     proxies = app.config["AUTHGATE_TRUSTED_PROXIES"]

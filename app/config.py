@@ -77,6 +77,8 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_JWKS_MAX_AGE": _int(env, "AUTHGATE_JWKS_MAX_AGE", 600, 0, 86400),
         # How often a worker re-reads the signing keys from the database.
         "AUTHGATE_KEY_REFRESH_SECONDS": _int(env, "AUTHGATE_KEY_REFRESH_SECONDS", 30, 0, 3600),
+        # How long a worker keeps a client it looked up; other workers see client changes this late.
+        "AUTHGATE_CLIENT_CACHE_SECONDS": _int(env, "AUTHGATE_CLIENT_CACHE_SECONDS", 5, 0, 300),
         # How long a sign-in lasts in a browser before the user must sign in again.
         "AUTHGATE_SESSION_LIFETIME": _int(env, "AUTHGATE_SESSION_LIFETIME", 10 * 3600, 300, 30 * 86400),
         # Number of reverse proxies in front whose X-Forwarded-* headers are trusted.

@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask import current_app
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -27,6 +28,17 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus the work on requests that carry no cookie (API calls)."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 # Authlib's server is built per app in app/oauth/server.py (grants are registered on it once).
 authorization = LocalProxy(lambda: current_app.extensions["authgate_authorization"])
 

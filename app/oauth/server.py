@@ -4,6 +4,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Request as BaseOAuth2Request
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
@@ -22,11 +25,13 @@ from authlib.oidc.core import UserInfo, UserInfoEndpoint
 from authlib.oidc.core import grants as oidc_grants
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
+from flask import request as flask_request
 from joserfc.jwk import KeySet
 
 from app.extensions import db
 from app.models import AuthorizationCode, Client, RevokedJti, User
 from app.services import sessions, tokens
+from app.services.clients import cached_client
 from app.services.keys import keyring
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -40,10 +45,8 @@ def issuer() -> str:
 
 
 def query_client(client_id: str) -> Client | None:
-    """Called by Authlib to find a client; one indexed query."""
-    if not isinstance(client_id, str) or not client_id:
-        return None
-    return db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
+    """Called by Authlib to find a client: from this worker's short cache, else one indexed query."""
+    return cached_client(client_id)
 
 
 def save_token(token: dict, request) -> None:
@@ -243,7 +246,7 @@ class TokenView:
         return self.info.scope
 
     def get_client(self):
-        return db.session.get(Client, self.info.client_pk)
+        return cached_client(self.info.client_id)
 
     def get_user(self):
         return self.info.user
@@ -351,11 +354,29 @@ class Issuer(IssuerParameter):
         return issuer()
 
 
+class OAuth2Request(FlaskOAuth2Request):
+    """Authlib's Flask request, without rebuilding the full IRI of the URL on every request.
+
+    Authlib only uses the URL to refuse plain HTTP to a non-loopback host; scheme, host and path
+    are enough for that.
+    """
+
+    def __init__(self, request):
+        environ = request.environ
+        uri = f"{environ['wsgi.url_scheme']}://{request.host}{environ.get('PATH_INFO', '')}"
+        BaseOAuth2Request.__init__(self, method=request.method, uri=uri, headers=request.headers)
+        self._request = request
+        self.payload = FlaskOAuth2Payload(request)
+
+
+class Server(AuthorizationServer):
+    def create_oauth2_request(self, request):
+        return OAuth2Request(flask_request)
+
+
 def init_app(app) -> None:
     """Build this app's Authlib server; `app.extensions.authorization` proxies to it."""
-    from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-
-    authorization = AuthorizationServer()
+    authorization = Server()
     app.extensions["authgate_authorization"] = authorization
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     authorization.register_token_generator("default", generate_token)

@@ -156,6 +156,8 @@ def token():
     if (refused := _repeated_parameter()) is not None:
         return refused
     response = authorization.create_token_response()
+    if not db.session().in_transaction():
+        return response  # a JWT from a cached client: nothing was read or written
     if response.status_code == 200:
         db.session.commit()
     else:

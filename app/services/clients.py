@@ -2,11 +2,13 @@
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -324,6 +326,56 @@ def find_client(client_id: str) -> Client | None:
     return db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
 
 
+class ClientCache:
+    """Clients recently used by the protocol endpoints of this process, as detached copies.
+
+    The token endpoint looks its client up on every request; this saves that query. A write
+    through this module drops the entry at once in this process; other worker processes see a
+    change (a rotated secret, a deleted client) within `seconds`.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Client]] = {}
+
+    def get(self, client_id: str) -> Client | None:
+        if self.seconds <= 0:
+            return find_client(client_id)
+        now = time.monotonic()
+        hit = self._entries.get(client_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        client = find_client(client_id)
+        if client is None:
+            return None  # misses are not kept: unknown ids must not fill the cache
+        copy = Client(**{column.key: getattr(client, column.key) for column in Client.__table__.columns})
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[client_id] = (now + self.seconds, copy)
+        return copy
+
+    def invalidate(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+
+
+def client_cache() -> ClientCache:
+    cache = current_app.extensions.get("authgate_client_cache")
+    if cache is None:
+        cache = current_app.extensions["authgate_client_cache"] = ClientCache(
+            current_app.config["AUTHGATE_CLIENT_CACHE_SECONDS"]
+        )
+    return cache
+
+
+def cached_client(client_id: str) -> Client | None:
+    """The client for the protocol's hot path (read-only: never change or add the returned object)."""
+    if not isinstance(client_id, str) or not client_id:
+        return None
+    return client_cache().get(client_id)
+
+
 def get_client(client_id: str) -> Client:
     client = find_client(client_id)
     if client is None:
@@ -427,6 +479,7 @@ def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
             secret = new_secret(CLIENT_SECRET_PREFIX)
             client.secret_hash = sha256_hex(secret)
             client.secret_rotated_at = datetime.now(UTC)
+    client_cache().invalidate(client_id)
     return client, secret
 
 
@@ -439,6 +492,7 @@ def rotate_secret(client_id: str) -> str:
         secret = new_secret(CLIENT_SECRET_PREFIX)
         client.secret_hash = sha256_hex(secret)
         client.secret_rotated_at = datetime.now(UTC)
+    client_cache().invalidate(client_id)
     return secret
 
 
@@ -454,6 +508,7 @@ def delete_client(client_id: str) -> dict[str, int]:
         client = get_client(client_id)
         gone = usage(client)
         db.session.delete(client)
+    client_cache().invalidate(client_id)
     return gone
 
 

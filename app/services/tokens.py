@@ -32,6 +32,7 @@ from app.models import (
     User,
 )
 from app.services import audit
+from app.services.clients import cached_client
 from app.services.crypto import new_secret, sha256_hex
 from app.services.keys import keyring
 from app.services.users import role_names
@@ -179,6 +180,8 @@ def save(
             )
         )
         deny_jti = None
+    elif code is None and "refresh_token" not in token:
+        return  # a JWT for a client: nothing to store, nothing that could revoke it later
     else:
         claims = peek_claims(access)
         jti, expires_at = claims["jti"], _at(claims["exp"])
@@ -482,7 +485,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
         claims = decode_access_jwt(value)
         if claims is None or is_denied(claims["jti"]):
             return None
-        client = db.session.scalar(sa.select(Client).where(Client.client_id == claims["client_id"]))
+        client = cached_client(claims["client_id"])
         if client is None:
             return None
         user = None

@@ -203,3 +203,18 @@ def test_userinfo_needs_the_openid_scope(make_tenant):
     )
     assert response.status_code == 403
     assert response.json()["error"] == "insufficient_scope"
+
+
+def test_a_rotated_secret_stops_working_at_once(make_tenant):
+    from app.services import clients
+
+    tenant = make_tenant(client_id="reports", grant_types=["client_credentials"], redirect_uris=[],
+                         post_logout_redirect_uris=[])  # fmt: skip
+    endpoint = f"{tenant.url}/oauth2/token"
+    assert machine(tenant).fetch_token(endpoint, grant_type="client_credentials")["access_token"]
+    new_secret = clients.rotate_secret("reports")
+    with pytest.raises(OAuthError) as info:
+        machine(tenant).fetch_token(endpoint, grant_type="client_credentials")
+    assert info.value.error == "invalid_client"
+    tenant.secret = new_secret
+    assert machine(tenant).fetch_token(endpoint, grant_type="client_credentials")["access_token"]
