@@ -156,8 +156,8 @@ def token():
     if (refused := _repeated_parameter()) is not None:
         return refused
     response = authorization.create_token_response()
-    if not db.session().in_transaction():
-        return response  # a JWT from a cached client: nothing was read or written
+    if not db.session.registry.has() or not db.session().in_transaction():
+        return response  # a JWT for a cached client: nothing was read or written
     if response.status_code == 200:
         db.session.commit()
     else:
@@ -190,17 +190,25 @@ def revoke():
     return authorization.create_endpoint_response("revocation")
 
 
+def _document(body: bytes, cache_control: str, stamp=None) -> Response:
+    published = current_app.extensions.get("authgate_published")
+    if published is not None:
+        published.publish(request.path, body, cache_control, stamp)
+    return Response(body, mimetype="application/json", headers={"Cache-Control": cache_control})
+
+
 @bp.get("/oauth2/jwks")
 def jwks():
-    published = keyring().published()
+    ring = keyring()
+    published = ring.published()
     kids = tuple(k.kid for k in published)
     cache = current_app.extensions.setdefault("authgate_jwks_cache", {})
     body = cache.get(kids)
     if body is None:
         cache.clear()
-        body = cache[kids] = json.dumps({"keys": [k.public_jwk for k in published]})
+        body = cache[kids] = json.dumps({"keys": [k.public_jwk for k in published]}).encode()
     max_age = current_app.config["AUTHGATE_JWKS_MAX_AGE"]
-    return Response(body, mimetype="application/json", headers={"Cache-Control": f"public, max-age={max_age}"})
+    return _document(body, f"public, max-age={max_age}", stamp=lambda: ring.generation)
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -209,8 +217,8 @@ def discovery():
     cache = current_app.extensions.setdefault("authgate_discovery", {})
     body = cache.get("body")
     if body is None:
-        body = cache["body"] = json.dumps(metadata(current_app.config["AUTHGATE_ISSUER"]))
-    return Response(body, mimetype="application/json", headers={"Cache-Control": "public, max-age=3600"})
+        body = cache["body"] = json.dumps(metadata(current_app.config["AUTHGATE_ISSUER"])).encode()
+    return _document(body, "public, max-age=3600")
 
 
 @bp.route("/oauth2/logout", methods=["GET", "POST"])

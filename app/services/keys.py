@@ -163,9 +163,12 @@ class KeyRing:
         self._parsed: dict[str, LoadedKey] = {}
         self._keys: list[LoadedKey] = []
         self._loaded_at = float("-inf")
+        # Bumped whenever the keys may have changed, so copies of the JWKS know they are stale.
+        self.generation = 0
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
+        self.generation += 1
 
     def keys(self) -> list[LoadedKey]:
         if time.monotonic() - self._loaded_at >= self.refresh_seconds:
@@ -195,6 +198,8 @@ class KeyRing:
             elif cached.retired_at != retired_at or cached.activates_at != activates_at:
                 cached = LoadedKey(kid, alg, cached.key, public_jwk, activates_at, retired_at)
             loaded.append(cached)
+        if [(k.kid, k.retired_at) for k in loaded] != [(k.kid, k.retired_at) for k in self._keys]:
+            self.generation += 1
         self._parsed = {k.kid: k for k in loaded}
         self._keys = loaded
         self._loaded_at = time.monotonic()
