@@ -15,9 +15,8 @@ from app.services import idps as idp_service
 from app.services import keys as key_service
 from app.services import roles as role_service
 from app.services import users as user_service
-from app.services.clients import CONSOLE_CLIENT_ID
+from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID
 
-CONSOLE_ADMIN_ROLE = "ROLE_AUTHGATE_ADMIN"
 CONSOLE_ADMIN_USERNAME = "admin"
 
 

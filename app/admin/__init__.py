@@ -1,7 +1,7 @@
-"""The admin console: clients (the 4-step wizard), roles, users and signing keys, in Jinja and HTMX."""
+"""The admin console in Jinja and HTMX: clients (the 4-step wizard), roles, users, identity providers, keys."""
 
 from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from app.admin import people, signin, views, wizard  # noqa: E402, F401  (registers the routes)
+from app.admin import idps, people, signin, views, wizard  # noqa: E402, F401  (registers the routes)

@@ -87,6 +87,60 @@ class ConfirmForm(ConsoleForm):
     confirm = StringField("Confirm", render_kw={"autocomplete": "off", "spellcheck": "false"})
 
 
+class ProviderForm(ConsoleForm):
+    """An identity provider's settings, named as the service names them so its errors land next to each field."""
+
+    type = HiddenField()
+    slug = StringField("Slug", render_kw={"autocomplete": "off", "spellcheck": "false", "placeholder": "corp"})
+    name = StringField("Display name", render_kw={"autocomplete": "off", "placeholder": "Corp SSO"})
+    upstream_client_id = StringField("Client ID", render_kw={"autocomplete": "off", "spellcheck": "false"})
+    # Write-only: a PasswordField is never rendered with its value, so the secret is never shown back.
+    client_secret = PasswordField("Client secret", render_kw={"autocomplete": "new-password"})
+    scopes = StringField("Scopes", render_kw={"autocomplete": "off", "spellcheck": "false"})
+    issuer = StringField("Issuer URL", render_kw={"type": "url", "spellcheck": "false"})
+    web_url = StringField("Web URL", render_kw={"type": "url", "spellcheck": "false"})
+    api_url = StringField("API URL", render_kw={"type": "url", "spellcheck": "false"})
+    # Their defaults (on, on, off) come from the service, as the others' do.
+    enabled = BooleanField("Show it on the sign-in page now")
+    auto_create = BooleanField("Create users on first sign-in")
+    default_roles = SelectMultipleField("Default roles", validate_choice=False)
+    link_verified_email = BooleanField("Link to an existing user with the same verified email")
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    title: str
+    text: str
+    # Who the admin registers this server with, in a sentence ("at GitHub", "at your provider").
+    party: str
+    # Where at that party the callback URL goes.
+    register_at: str
+
+
+PROVIDER_KINDS = {
+    "google": ProviderKind(
+        "Google",
+        "Google accounts, including Google Workspace.",
+        "Google",
+        "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID "
+        "(Web application), under Authorized redirect URIs.",
+    ),
+    "github": ProviderKind(
+        "GitHub",
+        "GitHub.com accounts, or your GitHub Enterprise Server's.",
+        "GitHub",
+        "On GitHub: Settings → Developer settings → OAuth Apps → New OAuth App, as the Authorization callback URL.",
+    ),
+    "oidc": ProviderKind(
+        "OpenID Connect",
+        "Any OpenID Connect provider, by its issuer URL: Keycloak, Okta, Microsoft Entra ID, Auth0 …",
+        "your provider",
+        "Register a confidential web application (authorization code flow) there and add this to its allowed "
+        "redirect URIs.",
+    ),
+}
+
+
 class RotateKeysForm(ConsoleForm):
     alg = SelectField("Algorithm", choices=[SelectChoice("", "Every algorithm"), *SIGNING_ALGS])
     now = BooleanField("Switch immediately (emergency)")

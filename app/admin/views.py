@@ -7,6 +7,7 @@ from app.admin.forms import ConfirmForm, ConsoleForm, RotateKeysForm, show_error
 from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret
 from app.services import ValidationError, audit
 from app.services import clients as client_service
+from app.services import idps as idp_service
 from app.services import keys as key_service
 
 PER_PAGE = 25
@@ -68,6 +69,7 @@ def client_detail(client_id):
         client=client,
         secret=take_secret(client.client_id),
         usage=client_service.usage(client),
+        providers=idp_service.list_providers(client),
         needs_secret=client_service.needs_secret(client.token_endpoint_auth_methods),
         issuer=current_app.config["AUTHGATE_ISSUER"],
         console=client.client_id == client_service.CONSOLE_CLIENT_ID,

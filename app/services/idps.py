@@ -29,6 +29,8 @@ DEFAULT_SCOPES = {
     "github": ["read:user", "user:email"],
     "oidc": ["openid", "email", "profile"],
 }
+# The settings that say where the upstream is, by kind; the others do not apply to that kind.
+ENDPOINT_FIELDS = {"google": ("issuer",), "oidc": ("issuer",), "github": ("web_url", "api_url")}
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SECRET_PURPOSE = b"idp-client-secrets"
@@ -161,7 +163,27 @@ def client_secret_of(provider: IdentityProvider) -> str:
 
 def callback_url(provider: IdentityProvider) -> str:
     """The redirect URI to register at the upstream: the same for every client using this slug."""
-    return f"{current_app.config['AUTHGATE_ISSUER']}/login/{provider.slug}/callback"
+    return callback_url_for(provider.slug)
+
+
+def callback_url_for(slug: str) -> str:
+    """The redirect URI of a provider with this slug, before it exists (for the form that makes it)."""
+    return f"{current_app.config['AUTHGATE_ISSUER']}/login/{slug}/callback"
+
+
+def defaults(kind: str) -> dict:
+    """What `create_provider` uses for the settings left out, for a form to start from."""
+    kind = check_kind(kind)
+    values = {
+        "slug": kind if kind != "oidc" else "",
+        "name": DEFAULT_NAMES.get(kind, ""),
+        "scopes": DEFAULT_SCOPES[kind],
+    }
+    if kind == "google":
+        values["issuer"] = GOOGLE_ISSUER
+    elif kind == "github":
+        values.update(web_url=GITHUB_WEB_URL, api_url=GITHUB_API_URL)
+    return {**values, "auto_create": True, "link_verified_email": False, "enabled": True}
 
 
 def to_dict(provider: IdentityProvider, linked: int | None = None) -> dict:
@@ -205,7 +227,7 @@ def _validate(kind: str, fields: dict, errors: Errors) -> dict:
         "auto_create": check_bool,
         "link_verified_email": check_bool,
     }
-    endpoint_fields = {"google": {"issuer"}, "oidc": {"issuer"}, "github": {"web_url", "api_url"}}[kind]
+    endpoint_fields = ENDPOINT_FIELDS[kind]
     for name, value in fields.items():
         if name in ("issuer", "web_url", "api_url") and name not in endpoint_fields:
             if value is not None:

@@ -49,6 +49,20 @@ def test_defaults_per_kind(app, web):
     assert [p.slug for p in idps.list_providers(web)] == ["google", "github", "corp"]
 
 
+@pytest.mark.parametrize("kind", ["google", "github", "oidc"])
+def test_defaults_tell_a_form_what_create_provider_would_use(app, web, kind):
+    fields = {"slug": "corp", "name": "Corp", "issuer": "https://sso.example.com"} if kind == "oidc" else {}
+    made = idps.to_dict(create(kind, **fields))
+    defaults = idps.defaults(kind)
+    for name, value in defaults.items():
+        assert made[name] == (fields.get(name, value)), name
+    if kind == "oidc":
+        assert (defaults["slug"], defaults["name"]) == ("", "") and "issuer" not in defaults
+    assert idps.callback_url_for("corp") == "http://localhost:5000/login/corp/callback"
+    with pytest.raises(ValidationError, match="must be one of google, github, oidc"):
+        idps.defaults("saml")
+
+
 def test_secret_is_encrypted_with_a_purpose_of_its_own(app, web):
     provider = create(client_secret="upstream-secret")
     assert "upstream-secret" not in provider.client_secret_encrypted
