@@ -57,6 +57,9 @@ class AuthorizationCode(db.Model):
     access_jti: Mapped[str | None] = mapped_column(sa.String(64))
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # The nonce replay check runs at every authorization request.
+    __table_args__ = (sa.Index("ix_authorization_codes_client_nonce", "client_pk", "nonce"),)
+
     # Called by Authlib's grants and its PKCE extension.
 
     def get_redirect_uri(self) -> str:

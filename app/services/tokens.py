@@ -68,6 +68,16 @@ def peek_claims(token: str) -> dict:
 # --- claims ----------------------------------------------------------------------------
 
 
+def roles_of(user: User) -> list[str]:
+    """The user's role names, read once per request however many tokens carry them."""
+    from flask import g
+
+    memo = g.setdefault("authgate_roles", {})
+    if user.id not in memo:
+        memo[user.id] = role_names(user)
+    return memo[user.id]
+
+
 def user_claims(user: User, scope: str) -> dict:
     """Claims about the user for the ID token and userinfo: by scope, plus roles."""
     scopes = scope.split() if scope else []
@@ -82,7 +92,7 @@ def user_claims(user: User, scope: str) -> dict:
         )
     if "email" in scopes and user.email:
         claims.update(email=user.email, email_verified=user.email_verified)
-    claims["roles"] = role_names(user)
+    claims["roles"] = roles_of(user)
     return {k: v for k, v in claims.items() if v is not None}
 
 
@@ -99,7 +109,7 @@ def access_token_claims(client: Client, user: User | None, scope: str, now: int)
         "scope": scope,
     }
     if user is not None:
-        claims["roles"] = role_names(user)
+        claims["roles"] = roles_of(user)
     return claims
 
 
@@ -300,7 +310,8 @@ def consume_code(row: AuthorizationCode) -> bool:
     result = db.session.execute(
         sa.update(AuthorizationCode)
         .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=datetime.now(UTC))
+        .values(used_at=datetime.now(UTC)),
+        execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
 
@@ -337,7 +348,8 @@ def rotate_refresh_token(row: RefreshToken) -> bool:
     result = db.session.execute(
         sa.update(RefreshToken)
         .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
-        .values(used_at=datetime.now(UTC))
+        .values(used_at=datetime.now(UTC)),
+        execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
 
