@@ -4,13 +4,24 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
-PORT   ?= 5000
+HOST   ?= 127.0.0.1
+AUTHGATE_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+AUTHGATE_THREADS ?= 4
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run serve test lint format install install-dev clean
 
-run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://localhost:$(PORT)
+run: PORT ?= 5000
+run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://localhost:5000 (development server)
 	$(FLASK) init
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+# Production serving: granian's WSGI mode, the fastest of the servers compared in bench/README.md.
+# One process per core by default; every AUTHGATE_* variable in the environment applies.
+serve: PORT ?= 8000
+serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT), $(AUTHGATE_WORKERS) workers
+	$(FLASK) init
+	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
+		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 
 test: $(VENV)/.installed-dev  ## Run the test suite (SQLite; PostgreSQL too with AUTHGATE_TEST_DATABASE_URL)
 	$(BIN)/pytest
@@ -40,3 +51,5 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+include bench/bench.mk
