@@ -484,9 +484,29 @@ def decode_access_jwt(value: str) -> dict | None:
     return claims
 
 
-def _user_of(client_pk: int, sub: str) -> User | None:
-    user = db.session.scalar(sa.select(User).where(User.sub == sub, User.client_pk == client_pk))
-    return user if user is not None and user.enabled else None
+def _inspect_jwt(value: str) -> TokenInfo | None:
+    claims = decode_access_jwt(value)
+    if claims is None:
+        return None
+    client = cached_client(claims["client_id"])
+    if client is None:
+        return None
+    denied = sa.exists().where(RevokedJti.jti == claims["jti"])
+    user = None
+    if "roles" in claims:
+        # The user and the deny-list in one round trip: this is the userinfo hot path.
+        found = db.session.execute(
+            sa.select(User, denied).where(User.sub == claims["sub"], User.client_pk == client.id)
+        ).first()
+        if found is None or found[1] or not found[0].enabled:
+            return None
+        user = found[0]
+    elif is_denied(claims["jti"]):
+        return None
+    return TokenInfo(
+        "access_token", client.id, client.client_id, claims["sub"], claims.get("scope", ""),
+        claims["exp"], claims["iat"], claims["jti"], user, claims.get("roles"),
+    )  # fmt: skip
 
 
 def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
@@ -494,44 +514,34 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
     if not isinstance(value, str) or not value:
         return None
     if looks_like_jwt(value):
-        claims = decode_access_jwt(value)
-        if claims is None or is_denied(claims["jti"]):
-            return None
-        client = cached_client(claims["client_id"])
-        if client is None:
-            return None
-        user = None
-        if "roles" in claims:
-            user = _user_of(client.id, claims["sub"])
-            if user is None:
-                return None
-        return TokenInfo(
-            "access_token", client.id, client.client_id, claims["sub"], claims.get("scope", ""),
-            claims["exp"], claims["iat"], claims["jti"], user, claims.get("roles"),
-        )  # fmt: skip
-    now = datetime.now(UTC)
-    digest = sha256_hex(value)
+        return _inspect_jwt(value)
     if value.startswith(ACCESS_TOKEN_PREFIX):
-        row = db.session.scalar(sa.select(AccessToken).where(AccessToken.token_hash == digest))
-        if row is None or row.revoked_at is not None or row.expires_at <= now:
-            return None
+        model = AccessToken
     elif value.startswith(REFRESH_TOKEN_PREFIX):
-        row = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.token_hash == digest))
-        if row is None or row.revoked_at or row.used_at or row.expires_at <= now:
-            return None
+        model = RefreshToken
     else:
         return None
-    client = db.session.get(Client, row.client_pk)
-    user = None
-    if row.user_id is not None:
-        user = db.session.get(User, row.user_id)
-        if user is None or not user.enabled:
-            return None
-    kind = "access_token" if isinstance(row, AccessToken) else "refresh_token"
+    # The token, its client's public id and its user in one query.
+    found = db.session.execute(
+        sa.select(model, Client.client_id, User)
+        .join(Client, Client.id == model.client_pk)
+        .outerjoin(User, User.id == model.user_id)
+        .where(model.token_hash == sha256_hex(value))
+    ).first()
+    if found is None:
+        return None
+    row, client_id, user = found
+    if row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
+        return None
+    if model is RefreshToken and row.used_at is not None:
+        return None
+    if row.user_id is not None and (user is None or not user.enabled):
+        return None
+    kind = "access_token" if model is AccessToken else "refresh_token"
     return TokenInfo(
-        kind, client.id, client.client_id, user.sub if user else client.client_id, row.scope,
+        kind, row.client_pk, client_id, user.sub if user else client_id, row.scope,
         int(row.expires_at.timestamp()), int(row.created_at.timestamp()), getattr(row, "jti", None),
-        user, role_names(user) if user else None, row,
+        user, roles_of(user) if user else None, row,
     )  # fmt: skip
 
 

@@ -71,8 +71,9 @@ def test_refresh_keeps_scope_within_the_original(make_tenant):
     assert info.value.error == "invalid_scope"
 
 
-def test_refresh_fails_once_the_user_is_disabled(make_tenant):
-    tenant = make_tenant()
+@pytest.mark.parametrize("token_format", ["jwt", "opaque"])
+def test_refresh_fails_once_the_user_is_disabled(make_tenant, token_format):
+    tenant = make_tenant(token_format=token_format)
     session = tenant.session()
     token, _ = run_code_flow(tenant, session)
     user_service.set_enabled(tenant.client_id, "alice", False)
@@ -80,6 +81,7 @@ def test_refresh_fails_once_the_user_is_disabled(make_tenant):
         session.refresh_token(f"{tenant.url}/oauth2/token", refresh_token=token["refresh_token"])
     assert info.value.error == "invalid_grant"
     assert introspect(tenant, token["access_token"]) == {"active": False}
+    assert userinfo_status(tenant, token["access_token"]) == 401
 
 
 def machine(tenant, **kwargs):
