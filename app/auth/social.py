@@ -16,7 +16,7 @@ from app.auth.views import FAILED_LOGIN, _no_request, _pending_request
 from app.models import Client, IdentityProvider, User
 from app.oauth import browser
 from app.services import audit, idps, sessions, social
-from app.services.clients import find_client
+from app.services.clients import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 
 FLOWS = "social_flows"
@@ -150,7 +150,7 @@ def social_callback(slug):
             400,
         )
     rid = flow["rid"]
-    client = find_client(flow["client_id"])
+    client = cached_client(flow["client_id"])
     if client is None or browser.get_pending(rid) is None:
         return _no_request()
     provider = idps.find_provider(client, slug)

@@ -10,7 +10,7 @@ from app.auth.forms import ConsentForm, LoginForm, LogoutForm
 from app.oauth import browser
 from app.services import audit, idps, sessions
 from app.services import users as user_service
-from app.services.clients import find_client
+from app.services.clients import cached_client
 
 SCOPE_TEXT = {
     "openid": "Know who you are (your account ID)",
@@ -28,7 +28,7 @@ def _pending_request():
     pending = browser.get_pending(rid)
     if pending is None:
         return None
-    client = find_client(pending["client_id"])
+    client = cached_client(pending["client_id"])
     if client is None:
         return None
     params = {k: v[0] for k, v in parse_qs(pending["query"]).items()}

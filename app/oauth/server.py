@@ -24,7 +24,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfo, UserInfoEndpoint
 from authlib.oidc.core import grants as oidc_grants
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app
+from flask import current_app, g
 from flask import request as flask_request
 from joserfc.jwk import KeySet
 
@@ -158,11 +158,19 @@ class S256CodeChallenge(CodeChallenge):
 class OpenIDCode(oidc_grants.OpenIDCode):
     """Adds the ID token to the code exchange."""
 
-    def exists_nonce(self, nonce, request):
-        query = sa.select(AuthorizationCode.id).where(
-            AuthorizationCode.client_pk == request.client.id, AuthorizationCode.nonce == nonce
+    NONCE_USED = sa.select(
+        sa.exists().where(
+            AuthorizationCode.client_pk == sa.bindparam("client_pk"), AuthorizationCode.nonce == sa.bindparam("nonce")
         )
-        return db.session.scalar(query.limit(1)) is not None
+    )
+
+    def exists_nonce(self, nonce, request):
+        # Authlib asks more than once per authorization request; the answer cannot change within one.
+        memo = g.setdefault("authgate_nonces", {})
+        key = (request.client.id, nonce)
+        if key not in memo:
+            memo[key] = bool(db.session.scalar(self.NONCE_USED, {"client_pk": key[0], "nonce": nonce}))
+        return memo[key]
 
     def resolve_client_private_key(self, client):
         return keyring().signing_key(client.signing_alg).key

@@ -320,10 +320,13 @@ def paginate(query, page: int, per_page: int) -> Page:
     return Page(list(items), total or 0, page, per_page)
 
 
+_BY_CLIENT_ID = sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
+
+
 def find_client(client_id: str) -> Client | None:
     if not isinstance(client_id, str):
         return None
-    return db.session.scalar(sa.select(Client).where(Client.client_id == client_id))
+    return db.session.scalar(_BY_CLIENT_ID, {"client_id": client_id})
 
 
 class ClientCache:

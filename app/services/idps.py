@@ -137,10 +137,16 @@ def get_provider(client: Client, slug: str) -> IdentityProvider:
     return provider
 
 
+_OF_CLIENT = (
+    sa.select(IdentityProvider)
+    .where(IdentityProvider.client_pk == sa.bindparam("client_pk"))
+    .order_by(IdentityProvider.id)
+)
+
+
 def list_providers(client: Client) -> list[IdentityProvider]:
     """The client's providers, in the order they were added (the order of the login page's buttons)."""
-    query = sa.select(IdentityProvider).where(IdentityProvider.client_pk == client.id).order_by(IdentityProvider.id)
-    return list(db.session.scalars(query))
+    return list(db.session.scalars(_OF_CLIENT, {"client_pk": client.id}))
 
 
 def enabled_providers(client: Client) -> list[IdentityProvider]:

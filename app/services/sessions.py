@@ -31,15 +31,19 @@ def start(client: Client, user: User, amr: list[str], idp: str | None = None) ->
     return session
 
 
+# Built once; read on every authorization request of a signed-in browser.
+_ACTIVE = (
+    sa.select(BrowserSession, User)
+    .join(User, User.id == BrowserSession.user_id)
+    .where(BrowserSession.id == sa.bindparam("session_id"), BrowserSession.client_pk == sa.bindparam("client_pk"))
+)
+
+
 def find_active(session_id: str | None, client: Client) -> tuple[BrowserSession, User] | None:
     """Return the live session of this client with its user, if the user may still sign in."""
     if not session_id:
         return None
-    row = db.session.execute(
-        sa.select(BrowserSession, User)
-        .join(User, User.id == BrowserSession.user_id)
-        .where(BrowserSession.id == session_id, BrowserSession.client_pk == client.id)
-    ).first()
+    row = db.session.execute(_ACTIVE, {"session_id": session_id, "client_pk": client.id}).first()
     if row is None:
         return None
     session, user = row

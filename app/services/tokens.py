@@ -44,6 +44,40 @@ CODE_LIFETIME = 60
 # Clock skew allowed when checking our own JWTs.
 LEEWAY = 30
 
+# The statements of the token endpoints' hot paths are built once, with bind parameters:
+# composing a statement each time costs more than the database takes to run it.
+_CODE_BY_HASH = sa.select(AuthorizationCode).where(AuthorizationCode.code_hash == sa.bindparam("digest"))
+_REFRESH_BY_HASH = sa.select(RefreshToken).where(RefreshToken.token_hash == sa.bindparam("digest"))
+_IS_DENIED = sa.select(sa.exists().where(RevokedJti.jti == sa.bindparam("jti")))
+# A user token's user, and whether its jti is on the deny-list, in one round trip.
+_JWT_USER = sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jti"))).where(
+    User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk")
+)
+# Single-use marks, as plain table updates (no ORM bookkeeping; the row objects are not refreshed).
+_CODES, _REFRESH_TOKENS = AuthorizationCode.__table__, RefreshToken.__table__
+_USE_CODE = (
+    _CODES.update()
+    .where(_CODES.c.id == sa.bindparam("row_id"), _CODES.c.used_at.is_(None))
+    .values(used_at=sa.bindparam("now"))
+)
+_USE_REFRESH = (
+    _REFRESH_TOKENS.update()
+    .where(
+        _REFRESH_TOKENS.c.id == sa.bindparam("row_id"),
+        _REFRESH_TOKENS.c.used_at.is_(None),
+        _REFRESH_TOKENS.c.revoked_at.is_(None),
+    )
+    .values(used_at=sa.bindparam("now"))
+)
+# An opaque token with its client's public id and its user.
+_OPAQUE = {
+    model: sa.select(model, Client.client_id, User)
+    .join(Client, Client.id == model.client_pk)
+    .outerjoin(User, User.id == model.user_id)
+    .where(model.token_hash == sa.bindparam("digest"))
+    for model in (AccessToken, RefreshToken)
+}
+
 
 def _issuer() -> str:
     return current_app.config["AUTHGATE_ISSUER"]
@@ -272,7 +306,7 @@ def find_code(code: str, client: Client) -> AuthorizationCode | None:
     """Return the unused, unexpired code issued to this client; a replay revokes what it issued."""
     if not isinstance(code, str) or not code:
         return None
-    row = db.session.scalar(sa.select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256_hex(code)))
+    row = db.session.scalar(_CODE_BY_HASH, {"digest": sha256_hex(code)})
     if row is None or row.client_pk != client.id:
         return None
     if row.used_at is not None:
@@ -307,13 +341,7 @@ def redeem_code(code: str, client: Client, redirect_uri: str, code_verifier: str
 
 def consume_code(row: AuthorizationCode) -> bool:
     """Mark the code used; False when another request used it first."""
-    result = db.session.execute(
-        sa.update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=datetime.now(UTC)),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount == 1
+    return db.session.execute(_USE_CODE, {"row_id": row.id, "now": datetime.now(UTC)}).rowcount == 1
 
 
 def _revoke_code_grant(row: AuthorizationCode, client: Client) -> None:
@@ -332,7 +360,7 @@ def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
     """Return the live refresh token of this client; a rotated one revokes its family."""
     if not isinstance(value, str) or not value:
         return None
-    row = db.session.scalar(sa.select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(value)))
+    row = db.session.scalar(_REFRESH_BY_HASH, {"digest": sha256_hex(value)})
     if row is None or row.client_pk != client.id or row.revoked_at is not None:
         return None
     if row.used_at is not None:
@@ -345,13 +373,7 @@ def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
 
 def rotate_refresh_token(row: RefreshToken) -> bool:
     """Mark the token used; False when another request rotated it first."""
-    result = db.session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
-        .values(used_at=datetime.now(UTC)),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount == 1
+    return db.session.execute(_USE_REFRESH, {"row_id": row.id, "now": datetime.now(UTC)}).rowcount == 1
 
 
 def report_reuse(row: RefreshToken, client: Client) -> None:
@@ -405,7 +427,7 @@ def deny(jti: str, expires_at: datetime) -> None:
 
 
 def is_denied(jti: str) -> bool:
-    return db.session.get(RevokedJti, jti) is not None
+    return bool(db.session.scalar(_IS_DENIED, {"jti": jti}))
 
 
 def purge_expired() -> dict[str, int]:
@@ -491,12 +513,10 @@ def _inspect_jwt(value: str) -> TokenInfo | None:
     client = cached_client(claims["client_id"])
     if client is None:
         return None
-    denied = sa.exists().where(RevokedJti.jti == claims["jti"])
     user = None
     if "roles" in claims:
-        # The user and the deny-list in one round trip: this is the userinfo hot path.
         found = db.session.execute(
-            sa.select(User, denied).where(User.sub == claims["sub"], User.client_pk == client.id)
+            _JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}
         ).first()
         if found is None or found[1] or not found[0].enabled:
             return None
@@ -521,13 +541,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
         model = RefreshToken
     else:
         return None
-    # The token, its client's public id and its user in one query.
-    found = db.session.execute(
-        sa.select(model, Client.client_id, User)
-        .join(Client, Client.id == model.client_pk)
-        .outerjoin(User, User.id == model.user_id)
-        .where(model.token_hash == sha256_hex(value))
-    ).first()
+    found = db.session.execute(_OPAQUE[model], {"digest": sha256_hex(value)}).first()
     if found is None:
         return None
     row, client_id, user = found

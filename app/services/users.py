@@ -113,11 +113,15 @@ def authenticate(client: Client, login: str, password: str) -> tuple[User | None
 # --- queries ---------------------------------------------------------------------------
 
 
+_BY_USERNAME = sa.select(User).where(
+    User.client_pk == sa.bindparam("client_pk"), sa.func.lower(User.username) == sa.bindparam("username")
+)
+
+
 def find_user(client: Client, username: str) -> User | None:
     if not isinstance(username, str) or not username:
         return None
-    query = sa.select(User).where(User.client_pk == client.id, sa.func.lower(User.username) == username.strip().lower())
-    return db.session.scalar(query)
+    return db.session.scalar(_BY_USERNAME, {"client_pk": client.id, "username": username.strip().lower()})
 
 
 def find_user_by_email(client: Client, email: str) -> User | None:
@@ -149,14 +153,17 @@ def list_users(client: Client, search: str | None = None, page: int = 1, per_pag
     return paginate(query, page, per_page)
 
 
+# Built once: composing a statement costs more than SQLite takes to run it (see bench/README.md).
+_ROLE_NAMES = (
+    sa.select(Role.name)
+    .join(UserRole, UserRole.role_id == Role.id)
+    .where(UserRole.user_id == sa.bindparam("user_id"))
+    .order_by(Role.name)
+)
+
+
 def role_names(user: User) -> list[str]:
-    query = (
-        sa.select(Role.name)
-        .join(UserRole, UserRole.role_id == Role.id)
-        .where(UserRole.user_id == user.id)
-        .order_by(Role.name)
-    )
-    return list(db.session.scalars(query))
+    return list(db.session.scalars(_ROLE_NAMES, {"user_id": user.id}))
 
 
 def role_names_of(users: list[User]) -> dict[int, list[str]]:
