@@ -5,7 +5,7 @@
 #
 #   make bench                 every scenario, every server (10 s warm-up + 10 s each)
 #   make bench-quick           2 s per scenario (3 s warm-up)
-#   make bench-profile         scenarios 1 and 6 again under py-spy; profile summaries in bench/results/
+#   make bench-profile         scenarios 1, 3, 4 and 6 again under py-spy; profile summaries in bench/results/
 #   make bench-crypto-floor    ES256/RS256 signatures per second on core 1 (joserfc)
 #   make bench-wsgi            AuthGate under gunicorn sync, gunicorn gthread and granian (granian
 #                              must be installed in .venv); results kept as authgate@<server>
@@ -30,10 +30,11 @@ bench-quick: $(VENV)/.installed bench-deps bench-crypto-floor
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 bench-profile: $(VENV)/.installed bench-deps
-	$(BIN)/python -m bench.run --profile --scenario 1 --scenario 6 $(BENCH_ARGS)
+	$(BIN)/python -m bench.run --profile --scenario 1 --scenario 3 --scenario 4 --scenario 6 $(BENCH_ARGS)
 
+BENCH_WSGI_SERVERS ?= gunicorn-sync gunicorn-gthread granian
 bench-wsgi: $(VENV)/.installed bench-deps
-	for server in gunicorn-sync gunicorn-gthread granian; do \
+	for server in $(BENCH_WSGI_SERVERS); do \
 	  $(BIN)/python -m bench.run --only-authgate --server $$server $(BENCH_ARGS) || exit $$?; done
 
 bench-crypto-floor: $(VENV)/.installed

@@ -150,6 +150,7 @@ SCENARIOS = [
         None,
         '"active"%s*:%s*true',
         r'"active"\s*:\s*true',
+        profile=True,
     ),
     Scenario(
         "userinfo",
@@ -163,6 +164,7 @@ SCENARIOS = [
         None,
         '"sub"',
         r'"sub"',
+        profile=True,
         notes={
             "oidc-provider": "opaque access token: oidc-provider only accepts tokens without an "
             "audience at userinfo, and its JWT access tokens are for resource servers",
