@@ -7,6 +7,7 @@
 #   make bench-quick           2 s per scenario (3 s warm-up)
 #   make bench-profile         scenarios 1, 3, 4 and 6 again under py-spy; profile summaries in bench/results/
 #   make bench-crypto-floor    ES256/RS256 signatures per second on core 1 (joserfc)
+#   make bench-framework-floor a do-nothing WSGI app, bare and in Flask, under granian on core 1
 #   make bench-wsgi            AuthGate under gunicorn sync, gunicorn gthread and granian (granian
 #                              must be installed in .venv); results kept as authgate@<server>
 #   BENCH_ARGS="--only-authgate --scenario 6 --server granian" make bench-quick
@@ -14,7 +15,7 @@
 BENCH_ARGS ?=
 BENCH_DATE = $(shell date +%F)
 
-.PHONY: bench bench-quick bench-profile bench-crypto-floor bench-deps bench-readme bench-wsgi
+.PHONY: bench bench-quick bench-profile bench-crypto-floor bench-framework-floor bench-deps bench-readme bench-wsgi
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -36,6 +37,9 @@ BENCH_WSGI_SERVERS ?= gunicorn-sync gunicorn-gthread granian
 bench-wsgi: $(VENV)/.installed bench-deps
 	for server in $(BENCH_WSGI_SERVERS); do \
 	  $(BIN)/python -m bench.run --only-authgate --server $$server $(BENCH_ARGS) || exit $$?; done
+
+bench-framework-floor: $(VENV)/.installed bench-deps
+	$(BIN)/python -m bench.framework_floor --json bench/results/$(BENCH_DATE)-framework-floor.json
 
 bench-crypto-floor: $(VENV)/.installed
 	taskset -c 1 $(BIN)/python -m bench.crypto_floor --json bench/results/$(BENCH_DATE)-crypto-floor.json

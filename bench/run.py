@@ -725,6 +725,11 @@ def render_table(results_dir: Path) -> str:
         if other > 20:
             line += f" ⚠ Measured while core 0 was {other:.0f}% busy with other work, which slows core 1: low."
         out += ["", line]
+    frameworks = sorted(results_dir.glob("*-framework-floor.json"))
+    if frameworks:
+        f = json.loads(frameworks[-1].read_text())
+        parts = [f"{name} {r['requests_per_s']:,.0f} requests/s" for name, r in f["results"].items()]
+        out += ["", f"Framework floor ({f['date']}, a fixed JSON body, {f['server']}): " + "; ".join(parts) + "."]
     return "\n".join(out)
 
 
