@@ -497,13 +497,21 @@ def pg_drop(name: str):
 
 
 def authgate_version(checkout: Path = REPO) -> str:
+    """The commit served; "-dirty" only for changes outside what the benchmark itself writes."""
+    git = ["git", "-C", str(checkout)]
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(checkout), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--", ".", ":!bench/results", ":!bench/README.md"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except OSError:
-        commit = "?"
-    return f"AuthGate {commit}"
+        return "AuthGate ?"
+    if commit.returncode != 0:
+        return "AuthGate (not a git checkout)"
+    return f"AuthGate {commit.stdout.strip()}{'-dirty' if changes.stdout.strip() else ''}"
 
 
 def node_version() -> str:
