@@ -94,6 +94,12 @@ class FlowClient:
         self.redirect_uri, self.scope = redirect_uri, scope
         self.requests = 0
 
+    @classmethod
+    def from_args(cls, args) -> FlowClient:
+        """A client for the command line's --base, --client-id, --secret, ... options."""
+        return cls(args.base, args.client_id, args.secret, args.username, args.password,
+                   args.redirect_uri, args.scope, timeout=args.timeout)  # fmt: skip
+
     async def _send(self, method, target, jar: CookieJar | None, headers=None, body=None) -> Response:
         headers = dict(headers or {})
         headers.setdefault("User-Agent", "authgate-bench/1")
@@ -242,16 +248,7 @@ async def run_load(args) -> dict:
     expect_refresh = "offline_access" in args.scope.split()
 
     async def user(i):
-        client = FlowClient(
-            args.base,
-            args.client_id,
-            args.secret,
-            args.username,
-            args.password,
-            args.redirect_uri,
-            args.scope,
-            timeout=args.timeout,
-        )
+        client = FlowClient.from_args(args)
         try:
             while loop.time() < measure_to:
                 t0 = loop.time()
@@ -315,16 +312,7 @@ async def collect_tokens(args) -> list[dict]:
 
     async def user():
         nonlocal remaining
-        client = FlowClient(
-            args.base,
-            args.client_id,
-            args.secret,
-            args.username,
-            args.password,
-            args.redirect_uri,
-            args.scope,
-            timeout=args.timeout,
-        )
+        client = FlowClient.from_args(args)
         try:
             while remaining > 0:
                 remaining -= 1

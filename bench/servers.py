@@ -154,63 +154,18 @@ class Server:
     # --- per-kind set-up -------------------------------------------------------------------
     def _wsgi_command(self, python_bin: Path, app: str, extra_env: dict) -> list[str]:
         opts = self.options
+        common = ["--backlog", "2048", "--log-level", "warning", app]
+        gunicorn = [str(python_bin / "gunicorn"), "--workers", "1", "--bind", f"127.0.0.1:{self.port}"]
         if opts.wsgi_server == "gunicorn-sync":
-            cmd = [
-                str(python_bin / "gunicorn"),
-                "--workers",
-                "1",
-                "--worker-class",
-                "sync",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-                app,
-            ]
+            cmd = [*gunicorn, "--worker-class", "sync", *common]
         elif opts.wsgi_server == "gunicorn-gthread":
-            cmd = [
-                str(python_bin / "gunicorn"),
-                "--workers",
-                "1",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(opts.threads),
-                "--worker-connections",
-                "1000",
-                "--keep-alive",
-                "75",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-                app,
-            ]
+            cmd = [*gunicorn, "--worker-class", "gthread", "--threads", str(opts.threads),
+                   "--worker-connections", "1000", "--keep-alive", "75", *common]  # fmt: skip
         elif opts.wsgi_server == "granian":
             if not (python_bin / "granian").exists():
                 raise ServerError(f"granian is not installed in {python_bin.parent} (pip install granian)")
-            cmd = [
-                str(python_bin / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--blocking-threads",
-                str(opts.threads),
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-                app,
-            ]
+            cmd = [str(python_bin / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--workers", "1", "--blocking-threads", str(opts.threads), *common]  # fmt: skip
         else:
             raise ServerError(f"unknown WSGI server {opts.wsgi_server}")
         self.description.update(
