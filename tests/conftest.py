@@ -146,3 +146,22 @@ def make_user(app):
         return users.create_user(client_id, username, password=password, **fields)
 
     return factory
+
+
+# The stand-ins for Google and GitHub, real HTTP servers on 127.0.0.1 (integration and browser tests).
+@pytest.fixture
+def fake_google():
+    from tests.social_fakes import FakeOIDC  # it imports this module, so not at the top
+
+    fake = FakeOIDC()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_github():
+    from tests.social_fakes import FakeGitHub
+
+    fake = FakeGitHub()
+    yield fake
+    fake.stop()

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def fake_github():
-    from tests.social_fakes import FakeGitHub
-
-    fake = FakeGitHub()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def shop(console, relying_party, make_client, make_role):
     """A confidential web client whose redirect URI is the relying party's; return its secret."""
     _, secret = make_client(

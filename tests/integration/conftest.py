@@ -79,24 +79,6 @@ def make_tenant(live, make_client, make_role, make_user):
 
 
 @pytest.fixture
-def fake_google():
-    from tests.social_fakes import FakeOIDC  # it imports this module, so not at the top
-
-    fake = FakeOIDC()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_github():
-    from tests.social_fakes import FakeGitHub
-
-    fake = FakeGitHub()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def social_tenant(app, make_tenant, fake_google, fake_github):
     """A client with roles, the user alice (password and verified email), and Google and GitHub providers.
 
