@@ -331,41 +331,16 @@ class Server:
         return [str(PEERS / "dot" / "run.sh"), str(self.port)], env, REPO, "/.well-known/openid-configuration"
 
     # --- measurement helpers ---------------------------------------------------------------
-    def pids(self) -> list[int]:
-        """Every process of the server (its process group)."""
-        if self.process is None:
-            return []
-        pgid = self.process.pid
-        out = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid:  # pgrp
-                out.append(int(entry))
-        return out
-
     def cpu_seconds(self) -> dict[int, float]:
-        ticks = os.sysconf("SC_CLK_TCK")
-        out = {}
-        for pid in self.pids():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            out[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-        return out
+        """CPU seconds of every process of the server (its process group)."""
+        if self.process is None:
+            return {}
+        pgid = self.process.pid
+        return {pid: _cpu(fields) for pid, _, fields in _processes() if int(fields[2]) == pgid}  # pgrp
 
 
-def postgres_cpu_seconds() -> dict[int, float]:
-    """CPU seconds of every PostgreSQL process (the system's server, not pinned)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out = {}
+def _processes():
+    """(pid, command name, the /proc/<pid>/stat fields after the name) of every process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -373,11 +348,16 @@ def postgres_cpu_seconds() -> dict[int, float]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if stat[stat.index("(") + 1 : stat.rindex(")")] != "postgres":
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
+        yield int(entry), stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def postgres_cpu_seconds() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process (the system's server, not pinned)."""
+    return {pid: _cpu(fields) for pid, name, fields in _processes() if name == "postgres"}
 
 
 def core_times() -> dict[str, list[int]]:
