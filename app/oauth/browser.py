@@ -9,7 +9,7 @@ collects (signed in at, consented, denied) only count for that exact request.
 import secrets
 import time
 
-from flask import session
+from flask import session, url_for
 
 from app.models import BrowserSession, Client, User
 from app.services import sessions
@@ -87,8 +87,6 @@ def drop_pending(rid: str | None) -> None:
 
 def resume_url(rid: str) -> str:
     """Where the browser goes to continue a pending authorization request."""
-    from flask import url_for
-
     item = get_pending(rid) or {"query": ""}
     query = item["query"]
     return url_for("oauth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"

@@ -345,8 +345,6 @@ class EndSession(EndSessionEndpoint):
 
     def is_post_logout_redirect_uri_legitimate(self, request, post_logout_redirect_uri, client, logout_hint):
         # Without an id_token_hint the user confirmed on our page (a CSRF-checked form).
-        from flask import g
-
         return bool(g.get("logout_confirmed"))
 
     def end_session(self, end_session_request):

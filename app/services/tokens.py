@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.util import create_half_hash
-from flask import current_app
+from flask import current_app, g
 from joserfc import jwt
 from joserfc.errors import JoseError
 
@@ -104,8 +104,6 @@ def peek_claims(token: str) -> dict:
 
 def roles_of(user: User) -> list[str]:
     """The user's role names, read once per request however many tokens carry them."""
-    from flask import g
-
     memo = g.setdefault("authgate_roles", {})
     if user.id not in memo:
         memo[user.id] = role_names(user)
