@@ -26,11 +26,12 @@ def create_app(config: dict | None = None) -> Flask:
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
-    from app.oauth.published import PublishedDocuments
+    from app import runtime
 
-    app.wsgi_app = app.extensions["authgate_published"] = PublishedDocuments(app.wsgi_app)
-
+    runtime.init_app(app)
     db.init_app(app)
+    with app.app_context():
+        runtime.sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)

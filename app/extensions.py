@@ -43,19 +43,3 @@ class CookieSessions(SecureCookieSessionInterface):
 
 # Authlib's server is built per app in app/oauth/server.py (grants are registered on it once).
 authorization = LocalProxy(lambda: current_app.extensions["authgate_authorization"])
-
-
-@sa.event.listens_for(sa.engine.Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record):
-    """Enforce foreign keys on SQLite and let readers and one writer work side by side."""
-    import sqlite3
-
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL is safe from corruption; it only skips the fsync per commit (a power cut
-        # may lose the last transactions, never the database).
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()

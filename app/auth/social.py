@@ -16,7 +16,7 @@ from app.auth.views import FAILED_LOGIN, _no_request, _pending_request
 from app.models import Client, IdentityProvider, User
 from app.oauth import browser
 from app.services import audit, idps, sessions, social
-from app.services.clients import cached_client
+from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 
 FLOWS = "social_flows"

@@ -10,7 +10,7 @@ from app.auth.forms import ConsentForm, LoginForm, LogoutForm
 from app.oauth import browser
 from app.services import audit, idps, sessions
 from app.services import users as user_service
-from app.services.clients import cached_client
+from app.services.client_cache import cached_client
 
 SCOPE_TEXT = {
     "openid": "Know who you are (your account ID)",

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.capabilities import SIGNING_ALGS, TOKEN_FORMATS, sql_in
 from app.extensions import db
 from app.models._types import UTCDateTime, utcnow
 
@@ -41,8 +42,8 @@ class Client(db.Model, ClientMixin):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
-        sa.CheckConstraint("token_format IN ('jwt', 'opaque')", name="token_format"),
-        sa.CheckConstraint("signing_alg IN ('RS256', 'ES256', 'EdDSA')", name="signing_alg"),
+        sa.CheckConstraint(sql_in("token_format", TOKEN_FORMATS), name="token_format"),
+        sa.CheckConstraint(sql_in("signing_alg", SIGNING_ALGS), name="signing_alg"),
     )
 
     @property

@@ -5,6 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.capabilities import IDP_KINDS, sql_in
 from app.extensions import db
 from app.models._types import UTCDateTime, utcnow
 from app.models.role import Role
@@ -47,7 +48,7 @@ class IdentityProvider(db.Model):
     )
 
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('google', 'github', 'oidc')", name="kind"),
+        sa.CheckConstraint(sql_in("kind", IDP_KINDS), name="kind"),
         sa.UniqueConstraint("client_pk", "slug"),
         # Target of the composite foreign keys from idp_default_roles and linked_identities.
         sa.UniqueConstraint("client_pk", "id"),

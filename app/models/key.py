@@ -5,6 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.capabilities import SIGNING_ALGS, sql_in
 from app.extensions import db
 from app.models._types import UTCDateTime, utcnow
 
@@ -28,7 +29,7 @@ class SigningKey(db.Model):
     activates_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (sa.CheckConstraint("alg IN ('RS256', 'ES256', 'EdDSA')", name="alg"),)
+    __table_args__ = (sa.CheckConstraint(sql_in("alg", SIGNING_ALGS), name="alg"),)
 
     def __repr__(self):
         return f"<SigningKey {self.kid} {self.alg}>"

@@ -1,6 +1,6 @@
 """The discovery document: only what this server really does."""
 
-from app.services.clients import AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS, STANDARD_SCOPES
+from app.capabilities import AUTH_METHODS, GRANT_TYPES, SIGNING_ALGS, STANDARD_SCOPES
 
 CLAIMS = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "idp",

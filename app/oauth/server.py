@@ -37,7 +37,7 @@ from joserfc.jwk import KeySet
 from app.extensions import db
 from app.models import AuthorizationCode, Client, RevokedJti, User
 from app.services import sessions, tokens
-from app.services.clients import cached_client
+from app.services.client_cache import cached_client
 from app.services.keys import keyring
 
 ALL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]

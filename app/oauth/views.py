@@ -16,6 +16,7 @@ from app.extensions import authorization, csrf, db
 from app.oauth import bp, browser
 from app.oauth.discovery import metadata
 from app.oauth.server import query_client
+from app.runtime import runtime
 from app.services import sessions
 from app.services.keys import keyring
 
@@ -191,9 +192,7 @@ def revoke():
 
 
 def _document(body: bytes, cache_control: str, stamp=None) -> Response:
-    published = current_app.extensions.get("authgate_published")
-    if published is not None:
-        published.publish(request.path, body, cache_control, stamp)
+    runtime().published.publish(request.path, body, cache_control, stamp)
     return Response(body, mimetype="application/json", headers={"Cache-Control": cache_control})
 
 
@@ -202,11 +201,12 @@ def jwks():
     ring = keyring()
     published = ring.published()
     kids = tuple(k.kid for k in published)
-    cache = current_app.extensions.setdefault("authgate_jwks_cache", {})
-    body = cache.get(kids)
+    documents = runtime().documents
+    body = documents.get(("jwks", kids))
     if body is None:
-        cache.clear()
-        body = cache[kids] = json.dumps({"keys": [k.public_jwk for k in published]}).encode()
+        documents.pop(documents.get("jwks_kids"), None)
+        documents["jwks_kids"] = ("jwks", kids)
+        body = documents[("jwks", kids)] = json.dumps({"keys": [k.public_jwk for k in published]}).encode()
     max_age = current_app.config["AUTHGATE_JWKS_MAX_AGE"]
     return _document(body, f"public, max-age={max_age}", stamp=lambda: ring.generation)
 
@@ -214,10 +214,10 @@ def jwks():
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
 def discovery():
-    cache = current_app.extensions.setdefault("authgate_discovery", {})
-    body = cache.get("body")
+    documents = runtime().documents
+    body = documents.get("discovery")
     if body is None:
-        body = cache["body"] = json.dumps(metadata(current_app.config["AUTHGATE_ISSUER"])).encode()
+        body = documents["discovery"] = json.dumps(metadata(current_app.config["AUTHGATE_ISSUER"])).encode()
     return _document(body, "public, max-age=3600")
 
 

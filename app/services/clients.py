@@ -2,31 +2,32 @@
 
 import json
 import re
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from app.capabilities import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    SECRET_AUTH_METHODS,
+    SIGNING_ALGS,
+    STANDARD_SCOPES,
+    TOKEN_FORMATS,
+)
 from app.extensions import db
 from app.models import Client, Role, User
 from app.services import Errors, NotFound, ValidationError, transaction
+from app.services.client_cache import client_cache, find_client
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
+from app.services.pagination import Page, like_pattern, paginate
 
 CONSOLE_CLIENT_ID = "authgate-console"
 # The role that lets a user of the console's client administer AuthGate.
 CONSOLE_ADMIN_ROLE = "ROLE_AUTHGATE_ADMIN"
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-SECRET_AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-TOKEN_FORMATS = ("jwt", "opaque")
-SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
-STANDARD_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
 
 ACCESS_TOKEN_LIFETIME = (60, 24 * 3600)
 REFRESH_TOKEN_LIFETIME = (300, 90 * 86400)
@@ -294,89 +295,6 @@ def needs_secret(methods: list[str]) -> bool:
 
 
 # --- queries ---------------------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    items: list
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def paginate(query, page: int, per_page: int) -> Page:
-    page = max(1, page)
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(list(items), total or 0, page, per_page)
-
-
-_BY_CLIENT_ID = sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
-
-
-def find_client(client_id: str) -> Client | None:
-    if not isinstance(client_id, str):
-        return None
-    return db.session.scalar(_BY_CLIENT_ID, {"client_id": client_id})
-
-
-class ClientCache:
-    """Clients recently used by the protocol endpoints of this process, as detached copies.
-
-    The token endpoint looks its client up on every request; this saves that query. A write
-    through this module drops the entry at once in this process; other worker processes see a
-    change (a rotated secret, a deleted client) within `seconds`.
-    """
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self._entries: dict[str, tuple[float, Client]] = {}
-
-    def get(self, client_id: str) -> Client | None:
-        if self.seconds <= 0:
-            return find_client(client_id)
-        now = time.monotonic()
-        hit = self._entries.get(client_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        client = find_client(client_id)
-        if client is None:
-            return None  # misses are not kept: unknown ids must not fill the cache
-        copy = Client(**{column.key: getattr(client, column.key) for column in Client.__table__.columns})
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[client_id] = (now + self.seconds, copy)
-        return copy
-
-    def invalidate(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)
-
-
-def client_cache() -> ClientCache:
-    cache = current_app.extensions.get("authgate_client_cache")
-    if cache is None:
-        cache = current_app.extensions["authgate_client_cache"] = ClientCache(
-            current_app.config["AUTHGATE_CLIENT_CACHE_SECONDS"]
-        )
-    return cache
-
-
-def cached_client(client_id: str) -> Client | None:
-    """The client for the protocol's hot path (read-only: never change or add the returned object)."""
-    if not isinstance(client_id, str) or not client_id:
-        return None
-    return client_cache().get(client_id)
 
 
 def get_client(client_id: str) -> Client:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
+from app.capabilities import IDP_KINDS
 from app.extensions import db
 from app.models import Client, IdentityProvider, IdentityProviderRole, LinkedIdentity, User
 from app.services import Errors, NotFound, ValidationError, audit, transaction
@@ -19,7 +20,7 @@ from app.services.crypto import decrypt, encrypt
 from app.services.roles import get_role
 from app.services.users import get_user
 
-KINDS = ("google", "github", "oidc")
+KINDS = IDP_KINDS
 GOOGLE_ISSUER = "https://accounts.google.com"
 GITHUB_WEB_URL = "https://github.com"
 GITHUB_API_URL = "https://api.github.com"

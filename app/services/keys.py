@@ -14,6 +14,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
 from app.extensions import db
 from app.models import SigningKey
+from app.runtime import runtime
 from app.services import ValidationError, transaction
 from app.services.clients import ACCESS_TOKEN_LIFETIME, SIGNING_ALGS
 from app.services.crypto import decrypt, encrypt
@@ -229,7 +230,4 @@ class KeyRing:
 
 def keyring() -> KeyRing:
     """The key ring of the current app."""
-    ring = current_app.extensions.get("authgate_keyring")
-    if ring is None:
-        ring = current_app.extensions["authgate_keyring"] = KeyRing(current_app.config["AUTHGATE_KEY_REFRESH_SECONDS"])
-    return ring
+    return runtime().keyring

@@ -32,7 +32,7 @@ from app.models import (
     User,
 )
 from app.services import audit
-from app.services.clients import cached_client
+from app.services.client_cache import cached_client
 from app.services.crypto import new_secret, sha256_hex
 from app.services.keys import keyring
 from app.services.users import role_names

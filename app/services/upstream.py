@@ -21,6 +21,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from app.models import IdentityProvider
+from app.runtime import runtime
 from app.services import ServiceError
 from app.services.idps import DISCOVERY_PATH, GOOGLE_ISSUER, callback_url, client_secret_of
 
@@ -111,12 +112,12 @@ def _get_json(
 
 def _cached(url: str, max_age: int, fetch, force: bool = False):
     """Discovery documents and key sets are fetched once and reused (per app, for `max_age` seconds)."""
-    cache = current_app.extensions.setdefault("authgate_upstream_cache", {})
-    hit = cache.get(url)
-    if hit is not None and not force and hit[0] > time.monotonic():
-        return hit[1]
+    cache = runtime().upstream
+    hit = None if force else cache.get(url)
+    if hit is not None:
+        return hit
     value = fetch()
-    cache[url] = (time.monotonic() + max_age, value)
+    cache.put(url, value, max_age)
     return value
 
 

@@ -10,7 +10,8 @@ from flask import current_app
 from app.extensions import db
 from app.models import Client, Role, User, UserRole
 from app.services import Errors, NotFound, ValidationError, transaction
-from app.services.clients import Page, get_client, like_pattern, paginate
+from app.services.clients import get_client
+from app.services.pagination import Page, like_pattern, paginate
 from app.services.roles import get_role
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")

@@ -9,6 +9,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from app.extensions import db
 from app.models import LinkedIdentity, User
+from app.runtime import runtime
 from app.services import idps, social, upstream
 from app.services import users as user_service
 from app.services.upstream import Profile, UpstreamError
@@ -146,8 +147,8 @@ def _signed(key, **claims):
 @pytest.fixture
 def key_set(app):
     key = RSAKey.generate_key(2048, auto_kid=True)
-    cache = app.extensions.setdefault("authgate_upstream_cache", {})
-    cache["https://keys.example.com"] = (time.monotonic() + 60, KeySet([key]))
+    with app.app_context():
+        runtime().upstream.put("https://keys.example.com", KeySet([key]), 60)
     return key
 
 

@@ -1,0 +1,41 @@
+"""What this server supports: the one list of each fact.
+
+Discovery, the Authlib wiring, the services' validation, the console's forms, the CLI's choices
+and the models' CHECK constraints all read these names; a capability is added here or nowhere.
+This module imports nothing of the app, so every layer may import it.
+"""
+
+# Token endpoint client authentication (RFC 6749 2.3, OIDC Core 9). `none` is a public client.
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_AUTH_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+# Methods that prove who the client is: introspection and client_credentials accept only these.
+CONFIDENTIAL_AUTH_METHODS = tuple(m for m in AUTH_METHODS if m != "none")
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+RESPONSE_TYPES = ("code",)
+RESPONSE_MODES = ("query",)
+CODE_CHALLENGE_METHODS = ("S256",)
+PROMPT_VALUES = ("none", "login", "consent")
+SUBJECT_TYPES = ("public",)
+
+TOKEN_FORMATS = ("jwt", "opaque")
+# What AuthGate signs ID tokens and JWT access tokens with; one key ring per algorithm.
+# RFC 9864 names the Ed25519 algorithm `Ed25519`; `EdDSA` is published until relying parties catch up.
+SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+# What a client may sign a private_key_jwt assertion with (RFC 7523).
+ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
+
+STANDARD_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
+CLAIMS = (
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "idp",
+    "name", "given_name", "family_name", "preferred_username", "updated_at",
+    "email", "email_verified", "roles",
+)  # fmt: skip
+
+# Upstream identity provider kinds (social login).
+IDP_KINDS = ("google", "github", "oidc")
+
+
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text: `column` holds one of `values`."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
