@@ -18,9 +18,9 @@ from flask_login import UserMixin, current_user, login_user, logout_user
 
 from app.admin import bp
 from app.admin.ui import is_htmx
+from app.auth import browser
 from app.extensions import db, login_manager
 from app.models import User
-from app.oauth import browser
 from app.services import audit, sessions, tokens
 from app.services import users as user_service
 from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, find_client
@@ -126,7 +126,7 @@ def login():
         "code_challenge": create_s256_code_challenge(verifier),
         "code_challenge_method": "S256",
     }
-    return redirect(url_for("oauth.authorize") + "?" + urlencode(params))
+    return redirect(url_for("auth.authorize") + "?" + urlencode(params))
 
 
 @bp.get("/callback")

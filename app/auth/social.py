@@ -10,11 +10,10 @@ from dataclasses import asdict
 
 from flask import redirect, render_template, request, session, url_for
 
-from app.auth import bp
+from app.auth import bp, browser
 from app.auth.forms import LinkForm, SeparateAccountForm
-from app.auth.views import FAILED_LOGIN, _no_request, _pending_request
+from app.auth.pending import FAILED_LOGIN, no_request, pending_request
 from app.models import Client, IdentityProvider, User
-from app.oauth import browser
 from app.services import audit, idps, sessions, social
 from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
@@ -119,9 +118,9 @@ def _pending_link(rid: str, client: Client, slug: str) -> dict | None:
 @bp.get("/login/<slug>")
 def social_start(slug):
     """Send the browser to the provider to sign in there."""
-    found = _pending_request()
+    found = pending_request()
     if found is None:
-        return _no_request()
+        return no_request()
     rid, client, _ = found
     provider = idps.find_provider(client, slug)
     if (unavailable := _provider_unavailable(client, slug, provider, rid)) is not None:
@@ -152,7 +151,7 @@ def social_callback(slug):
     rid = flow["rid"]
     client = cached_client(flow["client_id"])
     if client is None or browser.get_pending(rid) is None:
-        return _no_request()
+        return no_request()
     provider = idps.find_provider(client, slug)
     if (unavailable := _provider_unavailable(client, slug, provider, rid)) is not None:
         return unavailable
@@ -191,9 +190,9 @@ def social_callback(slug):
 @bp.route("/login/<slug>/link", methods=["GET", "POST"])
 def social_link(slug):
     """Link the upstream account to an existing one by its password, or take a separate account."""
-    found = _pending_request()
+    found = pending_request()
     if found is None:
-        return _no_request()
+        return no_request()
     rid, client, _ = found
     pending_link = _pending_link(rid, client, slug)
     if pending_link is None:

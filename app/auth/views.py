@@ -1,16 +1,14 @@
-"""Sign-in, consent and sign-out pages; the protocol decisions stay in app/oauth."""
+"""The sign-in and consent pages of a pending authorization request."""
 
 import time
-from urllib.parse import parse_qs
 
 from flask import redirect, render_template, request, url_for
 
-from app.auth import bp
-from app.auth.forms import ConsentForm, LoginForm, LogoutForm
-from app.oauth import browser
+from app.auth import bp, browser
+from app.auth.forms import ConsentForm, LoginForm
+from app.auth.pending import FAILED_LOGIN, no_request, pending_request
 from app.services import audit, idps, sessions
 from app.services import users as user_service
-from app.services.client_cache import cached_client
 
 SCOPE_TEXT = {
     "openid": "Know who you are (your account ID)",
@@ -19,39 +17,13 @@ SCOPE_TEXT = {
     "roles": "See the roles you hold in this application",
     "offline_access": "Stay signed in and act for you when you are away",
 }
-FAILED_LOGIN = "Invalid username or password."
-
-
-def _pending_request():
-    """The parked authorization request this page serves, with its client and parameters."""
-    rid = request.values.get("rid")
-    pending = browser.get_pending(rid)
-    if pending is None:
-        return None
-    client = cached_client(pending["client_id"])
-    if client is None:
-        return None
-    params = {k: v[0] for k, v in parse_qs(pending["query"]).items()}
-    return rid, client, params
-
-
-def _no_request():
-    return (
-        render_template(
-            "error.html",
-            title="Start from your application",
-            message="This page is part of signing in to an application, and that sign-in has "
-            "expired or was never started. Go back to the application and sign in again.",
-        ),
-        400,
-    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    found = _pending_request()
+    found = pending_request()
     if found is None:
-        return _no_request()
+        return no_request()
     rid, client, params = found
     form = LoginForm(rid=rid)
     error = None
@@ -80,9 +52,9 @@ def login():
 
 @bp.route("/consent", methods=["GET", "POST"])
 def consent():
-    found = _pending_request()
+    found = pending_request()
     if found is None:
-        return _no_request()
+        return no_request()
     rid, client, params = found
     signed_in = browser.current_login(client)
     if signed_in is None:
@@ -110,15 +82,3 @@ def consent():
         user=user,
         scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes],
     )
-
-
-@bp.route("/logout", methods=["GET", "POST"])
-def logout():
-    """Sign out of every application in this browser."""
-    form = LogoutForm()
-    if form.validate_on_submit():
-        ended = sessions.end(browser.forget_all_logins())
-        if ended:
-            audit.record(audit.LOGOUT, ip=request.remote_addr, sessions=ended)
-        return render_template("oauth/logged_out.html", client=None)
-    return render_template("auth/logout.html", form=form)

@@ -1,4 +1,4 @@
-"""The OAuth 2.1 / OpenID Connect protocol: Authlib wiring and endpoints. Never imports the UI."""
+"""The OAuth 2.1 / OpenID Connect protocol: Authlib wiring and the JSON machine endpoints. Never imports the UI."""
 
 from flask import Blueprint
 

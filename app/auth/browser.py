@@ -1,4 +1,4 @@
-"""What the signed session cookie holds for the protocol: per-client sign-ins and pending requests.
+"""What the signed session cookie holds for the hosted pages: per-client sign-ins and pending requests.
 
 A sign-in is per client: the cookie maps client_id to the id of a server-side session row, so
 logout can end it and a user of one client is never signed in to another. A pending
@@ -89,4 +89,4 @@ def resume_url(rid: str) -> str:
     """Where the browser goes to continue a pending authorization request."""
     item = get_pending(rid) or {"query": ""}
     query = item["query"]
-    return url_for("oauth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"
+    return url_for("auth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"

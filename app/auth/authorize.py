@@ -1,0 +1,132 @@
+"""The browser-facing authorization endpoint, /oauth2/authorize: sign-in, consent, then Authlib's redirect."""
+
+import time
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import current_app, redirect, request, url_for
+
+from app.auth import bp, browser
+from app.auth.pending import error_page
+from app.extensions import authorization, csrf
+from app.services import sessions
+from app.services.client_cache import cached_client
+
+
+def _request_query() -> str:
+    """The authorization request's parameters, as a query string without our own `rid`."""
+    source = request.args if request.method == "GET" else request.form
+    return urlencode([(k, v) for k, v in source.items(multi=True) if k != "rid"])
+
+
+def _identify_client():
+    """Check client_id and redirect_uri before anything may be redirected."""
+    values = request.values
+    client_ids = values.getlist("client_id")
+    if len(client_ids) != 1 or not client_ids[0]:
+        why = "repeats client_id" if client_ids else "has no client_id"
+        return None, None, ("This sign-in link is broken", f"The application's request {why}.")
+    client = cached_client(client_ids[0])
+    if client is None:
+        return (
+            None,
+            None,
+            (
+                "Unknown application",
+                f"No application is registered with client_id {client_ids[0]!r}.",
+            ),
+        )
+    uris = values.getlist("redirect_uri")
+    if len(uris) > 1:
+        return (
+            client,
+            None,
+            ("This sign-in link is broken", "The application's request repeats redirect_uri."),
+        )
+    if uris:
+        if not client.check_redirect_uri(uris[0]):
+            return (
+                client,
+                None,
+                (
+                    "This return address is not registered",
+                    f"{client.name} asked to send you back to {uris[0]}, which is not one of its "
+                    "registered redirect URIs, so AuthGate will not send you there.",
+                ),
+            )
+        return client, uris[0], None
+    default = client.get_default_redirect_uri()
+    if default is None:
+        return (
+            client,
+            None,
+            (
+                "This sign-in link is broken",
+                "The application's request has no redirect_uri and more than one is registered.",
+            ),
+        )
+    return client, default, None
+
+
+def _redirect_error(redirect_uri: str, error: OAuth2Error, state: str | None):
+    params = [("error", error.error)]
+    if error.description:
+        params.append(("error_description", error.description))
+    if state:
+        params.append(("state", state))
+    params.append(("iss", current_app.config["AUTHGATE_ISSUER"]))
+    return redirect(add_params_to_uri(redirect_uri, params), 302)
+
+
+@bp.route("/oauth2/authorize", methods=["GET", "POST"])
+@csrf.exempt
+def authorize():
+    client, redirect_uri, problem = _identify_client()
+    if problem:
+        return error_page(*problem)
+    state = request.values.get("state")
+    query = _request_query()
+    rid = request.args.get("rid")
+    pending = browser.get_pending(rid)
+    if pending is not None and pending["query"] != query:
+        rid, pending = None, None  # marks only count for the request they were made for
+    found = browser.current_login(client)
+    browser_session, user = found if found else (None, None)
+    try:
+        grant = authorization.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return _redirect_error(redirect_uri, error, state)
+
+    prompts = set(request.values.get("prompt", "").split())
+    signed_in_now = bool(pending and pending.get("login_at"))
+    need_login = user is None or ("login" in prompts and not signed_in_now)
+    max_age = request.values.get("max_age")
+    if max_age is not None:
+        if not max_age.isdigit():
+            error = InvalidRequestError("max_age must be a whole number of seconds.")
+            return _redirect_error(redirect_uri, error, state)
+        if user and not signed_in_now and time.time() - browser_session.auth_time > int(max_age):
+            need_login = True
+    if need_login:
+        if "none" in prompts:
+            return _redirect_error(redirect_uri, LoginRequiredError(), state)
+        rid = rid or browser.add_pending(query, client.client_id)
+        return redirect(url_for("auth.login", rid=rid))
+
+    if pending and pending.get("denied"):
+        browser.drop_pending(rid)
+        return authorization.create_authorization_response(grant=grant, grant_user=None)
+    if client.require_consent and not (pending and pending.get("consented")):
+        scopes = grant.request.scope.split()
+        if "consent" in prompts or not sessions.consent_covers(client, user, scopes):
+            if "none" in prompts:
+                return _redirect_error(redirect_uri, ConsentRequiredError(), state)
+            rid = rid or browser.add_pending(query, client.client_id)
+            return redirect(url_for("auth.consent", rid=rid))
+
+    grant.request.browser_session = browser_session
+    browser.drop_pending(rid)
+    return authorization.create_authorization_response(grant=grant, grant_user=user)

@@ -1,0 +1,68 @@
+"""Signing out: the hosted /logout page and RP-initiated logout at /oauth2/logout."""
+
+from authlib.oauth2 import OAuth2Error
+from flask import g, render_template, request
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError as CSRFValidationError
+
+from app.auth import bp, browser
+from app.auth.forms import LogoutForm
+from app.auth.pending import error_page
+from app.extensions import authorization, csrf
+from app.services import audit, sessions
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """Sign out of every application in this browser."""
+    form = LogoutForm()
+    if form.validate_on_submit():
+        ended = sessions.end(browser.forget_all_logins())
+        if ended:
+            audit.record(audit.LOGOUT, ip=request.remote_addr, sessions=ended)
+        return render_template("auth/logged_out.html", client=None)
+    return render_template("auth/logout.html", form=form)
+
+
+def _end_browser_sessions(end_request) -> None:
+    """End this browser's sign-ins the validated logout request names: the client's, and the
+    session its id_token_hint carries; without a client, every sign-in in this browser."""
+    client = end_request.client
+    if client is None:
+        sessions.end(browser.forget_all_logins())
+        return
+    ended = [browser.forget_login(client)]
+    hinted = (end_request.id_token_claims or {}).get("sid")
+    if hinted:
+        ended.append(hinted)
+    sessions.end([sid for sid in ended if sid], client)
+
+
+@bp.route("/oauth2/logout", methods=["GET", "POST"])
+@csrf.exempt  # relying parties may POST here; the confirmation form checks its own token
+def end_session():
+    """RP-initiated logout: Authlib validates the request, this page confirms and signs out."""
+    g.logout_confirmed = False
+    if request.method == "POST" and request.form.get("confirm") == "yes":
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except CSRFValidationError:
+            return error_page("Your session expired", "Please try signing out again.")
+        g.logout_confirmed = True
+    try:
+        end_request = authorization.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return error_page("Cannot sign you out from this link", error.description or error.error)
+    client = end_request.client
+    wanted = request.values.get("post_logout_redirect_uri")
+    if wanted and (client is None or wanted not in client.post_logout_redirect_uris):
+        return error_page(
+            "This return address is not registered",
+            f"After signing out, the application asked to send you to {wanted}, which it has not "
+            "registered as a post-logout redirect URI, so AuthGate will not send you there.",
+        )
+    if end_request.needs_confirmation and not g.logout_confirmed:
+        return render_template("auth/confirm_logout.html", client=client, params=request.values)
+    _end_browser_sessions(end_request)
+    response = authorization.create_endpoint_response("end_session", end_request)
+    return response or render_template("auth/logged_out.html", client=client)

@@ -1,0 +1,142 @@
+"""Authlib's endpoints besides token: userinfo, introspection, revocation, end session, and their token adapter."""
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedTokenTypeError
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo, UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app, g
+from joserfc.jwk import KeySet
+
+from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS
+from app.services import tokens
+from app.services.client_cache import cached_client
+from app.services.keys import keyring
+
+TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+
+def issuer() -> str:
+    return current_app.config["AUTHGATE_ISSUER"]
+
+
+class TokenView:
+    """Adapts tokens.TokenInfo to what Authlib's endpoints ask of a token."""
+
+    def __init__(self, info: tokens.TokenInfo):
+        self.info = info
+        self.scope = info.scope
+        self.client_pk = info.client_pk
+
+    def is_expired(self):
+        return False  # tokens.inspect returns only active tokens
+
+    def is_revoked(self):
+        return False
+
+    def get_scope(self):
+        return self.info.scope
+
+    def get_client(self):
+        return cached_client(self.info.client_id)
+
+    def get_user(self):
+        return self.info.user
+
+    def check_client(self, client):
+        return self.info.client_pk == client.id
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        info = tokens.inspect(token_string)
+        if info is None or info.kind != "access_token" or info.user is None:
+            return None
+        return TokenView(info)
+
+
+class Userinfo(UserInfoEndpoint):
+    def generate_user_info(self, user, scope):
+        return UserInfo(tokens.user_claims(user, scope))
+
+    def get_issuer(self):
+        return issuer()
+
+
+class UnsupportedTokenType(UnsupportedTokenTypeError):
+    # RFC 7009 returns it as an RFC 6749 error response: 400, not Authlib's 401.
+    status_code = 400
+
+
+def check_token_params(request) -> None:
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token' in request.")
+    hint = request.form.get("token_type_hint")
+    if hint and hint not in TOKEN_TYPE_HINTS:
+        raise UnsupportedTokenType(f"token_type_hint must be access_token or refresh_token, not {hint!r}.")
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = list(CONFIDENTIAL_AUTH_METHODS)
+
+    def check_params(self, request, client):
+        check_token_params(request)
+
+    def query_token(self, token_string, token_type_hint):
+        info = tokens.inspect(token_string, token_type_hint)
+        return TokenView(info) if info else None
+
+    def check_permission(self, token, client, request):
+        # A client sees only its own tokens; anything else is simply not active.
+        return token.check_client(client)
+
+    def introspect_token(self, token):
+        return token.info.introspection()
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def check_params(self, request, client):
+        check_token_params(request)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        return request.form["token"]
+
+    def revoke_token(self, token, request):
+        tokens.revoke(token, request.client)
+
+
+class EndSession(EndSessionEndpoint):
+    """RP-initiated logout: validates the request and decides the redirect.
+
+    The browser's sign-ins live in the hosted pages' cookie; the hosted logout page
+    (app/auth/logout.py) ends them once this endpoint has validated the request.
+    """
+
+    def get_server_jwks(self):
+        return KeySet.import_key_set({"keys": [k.public_jwk for k in keyring().published()]})
+
+    def _validate_id_token_hint(self, id_token_hint):
+        claims = super()._validate_id_token_hint(id_token_hint)
+        if claims.get("iss") != issuer():
+            raise InvalidRequestError("The id_token_hint was not issued here.")
+        return claims
+
+    def get_algorithms(self):
+        return list(SIGNING_ALGS)
+
+    def is_post_logout_redirect_uri_legitimate(self, request, post_logout_redirect_uri, client, logout_hint):
+        # Without an id_token_hint the user confirmed on our page (a CSRF-checked form).
+        return bool(g.get("logout_confirmed"))
+
+    def end_session(self, end_session_request):
+        """Nothing to do here: the hosted logout page ended the browser's sessions already."""
+
+
+class Issuer(IssuerParameter):
+    def get_issuer(self):
+        return issuer()
