@@ -7,12 +7,13 @@ from wtforms import ValidationError as CSRFValidationError
 
 from app.auth import bp, browser
 from app.auth.forms import LogoutForm
-from app.auth.pending import error_page
+from app.auth.pending import committed, error_page
 from app.extensions import authorization, csrf
 from app.services import audit, sessions
 
 
 @bp.route("/logout", methods=["GET", "POST"])
+@committed
 def logout():
     """Sign out of every application in this browser."""
     form = LogoutForm()
@@ -40,6 +41,7 @@ def _end_browser_sessions(end_request) -> None:
 
 @bp.route("/oauth2/logout", methods=["GET", "POST"])
 @csrf.exempt  # relying parties may POST here; the confirmation form checks its own token
+@committed
 def end_session():
     """RP-initiated logout: Authlib validates the request, this page confirms and signs out."""
     g.logout_confirmed = False

@@ -12,7 +12,7 @@ from flask import redirect, render_template, request, session, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import LinkForm, SeparateAccountForm
-from app.auth.pending import FAILED_LOGIN, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, committed, no_request, pending_request
 from app.models import Client, IdentityProvider, User
 from app.services import audit, idps, sessions, social
 from app.services.client_cache import cached_client
@@ -116,6 +116,7 @@ def _pending_link(rid: str, client: Client, slug: str) -> dict | None:
 
 
 @bp.get("/login/<slug>")
+@committed
 def social_start(slug):
     """Send the browser to the provider to sign in there."""
     found = pending_request()
@@ -137,6 +138,7 @@ def social_start(slug):
 
 
 @bp.get("/login/<slug>/callback")
+@committed
 def social_callback(slug):
     """Where the provider sends the browser back: check it all, then sign in, link, or explain."""
     flow = _pop_flow(request.args.get("state"))
@@ -188,6 +190,7 @@ def social_callback(slug):
 
 
 @bp.route("/login/<slug>/link", methods=["GET", "POST"])
+@committed
 def social_link(slug):
     """Link the upstream account to an existing one by its password, or take a separate account."""
     found = pending_request()

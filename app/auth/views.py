@@ -6,7 +6,7 @@ from flask import redirect, render_template, request, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import ConsentForm, LoginForm
-from app.auth.pending import FAILED_LOGIN, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, committed, no_request, pending_request
 from app.services import audit, idps, sessions
 from app.services import users as user_service
 
@@ -20,6 +20,7 @@ SCOPE_TEXT = {
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@committed
 def login():
     found = pending_request()
     if found is None:
@@ -38,11 +39,9 @@ def login():
             )  # fmt: skip
             error = FAILED_LOGIN
         else:
-            # The event is committed with the session row: one transaction for the sign-in.
-            audit.record(
-                audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, commit=False, method="pwd"
-            )
+            # The event is committed with the session row, when the page is done.
             browser_session = sessions.start(client, user, amr=["pwd"])
+            audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
             browser.remember_login(client, browser_session)
             browser.mark_pending(rid, login_at=int(time.time()))
             return redirect(browser.resume_url(rid), 303)
@@ -51,6 +50,7 @@ def login():
 
 
 @bp.route("/consent", methods=["GET", "POST"])
+@committed
 def consent():
     found = pending_request()
     if found is None:

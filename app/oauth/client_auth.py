@@ -48,12 +48,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return token.claims
 
     def validate_jti(self, claims, jti):
-        """Refuse a replayed assertion; remember each jti until the assertion expires."""
+        """Refuse a replayed assertion; remember each jti until the assertion expires.
+
+        The row is added to the request's transaction; the endpoint commits it also when the
+        request fails later, so a failed token request cannot free the jti for a replay.
+        """
         key = f"assertion:{claims['sub']}:{jti}"[:128]
         if db.session.get(RevokedJti, key) is not None:
             return False
         expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
         db.session.add(RevokedJti(jti=key, expires_at=expires))
-        # Committed now, so a token request that fails later cannot free the jti for a replay.
-        db.session.commit()
         return True

@@ -48,6 +48,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code):
         if not tokens.consume_code(authorization_code):
+            # Another request redeemed it first: the tokens saved for this one must not be kept.
+            db.session.rollback()
             raise InvalidGrantError("The authorization code was already used.")
 
     def authenticate_user(self, authorization_code):

@@ -12,6 +12,24 @@ from app.runtime import runtime
 from app.services.keys import keyring
 
 
+def one_transaction(respond) -> Response:
+    """Answer with `respond()` and commit what it wrote, once, whatever the status.
+
+    A failing request may have written something that must last: a replayed code or a reused
+    refresh token revokes its family, an assertion's jti is spent. An exception rolls all back.
+    A request that touched no table (a JWT for a cached client) has no session: nothing to do.
+    """
+    try:
+        response = respond()
+    except BaseException:
+        if db.session.registry.has():
+            db.session.rollback()
+        raise
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
+    return response
+
+
 def _repeated_parameter():
     """RFC 6749 3.2: request parameters must not be included more than once."""
     for name in request.form:
@@ -26,14 +44,7 @@ def _repeated_parameter():
 def token():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    response = authorization.create_token_response()
-    if not db.session.registry.has() or not db.session().in_transaction():
-        return response  # a JWT for a cached client: nothing was read or written
-    if response.status_code == 200:
-        db.session.commit()
-    else:
-        db.session.rollback()
-    return response
+    return one_transaction(authorization.create_token_response)
 
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST"])
@@ -50,7 +61,7 @@ def userinfo():
 def introspect():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return authorization.create_endpoint_response("introspection")
+    return one_transaction(lambda: authorization.create_endpoint_response("introspection"))
 
 
 @bp.post("/oauth2/revoke")
@@ -58,7 +69,7 @@ def introspect():
 def revoke():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return authorization.create_endpoint_response("revocation")
+    return one_transaction(lambda: authorization.create_endpoint_response("revocation"))
 
 
 def _document(body: bytes, cache_control: str, stamp=None) -> Response:
