@@ -10,7 +10,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import current_app, redirect, request, url_for
 
 from app.auth import bp, browser
-from app.auth.pending import error_page
+from app.auth.pending import committed, error_page
 from app.extensions import authorization, csrf
 from app.services import sessions
 from app.services.client_cache import cached_client
@@ -83,6 +83,7 @@ def _redirect_error(redirect_uri: str, error: OAuth2Error, state: str | None):
 
 @bp.route("/oauth2/authorize", methods=["GET", "POST"])
 @csrf.exempt
+@committed
 def authorize():
     client, redirect_uri, problem = _identify_client()
     if problem:
