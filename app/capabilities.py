@@ -16,6 +16,8 @@ RESPONSE_TYPES = ("code",)
 RESPONSE_MODES = ("query",)
 CODE_CHALLENGE_METHODS = ("S256",)
 PROMPT_VALUES = ("none", "login", "consent")
+# What introspection and revocation accept as token_type_hint (RFC 7009 2.1, RFC 7662 2.1).
+TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 SUBJECT_TYPES = ("public",)
 
 TOKEN_FORMATS = ("jwt", "opaque")

@@ -10,12 +10,10 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, g
 from joserfc.jwk import KeySet
 
-from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS
+from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS, TOKEN_TYPE_HINTS
 from app.services import tokens
 from app.services.client_cache import cached_client
 from app.services.keys import keyring
-
-TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
 
 
 def issuer() -> str:
