@@ -23,6 +23,8 @@ serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT),
 	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
 		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 
+# Everything, the benchmark smoke test included (it skips without wrk). For a quicker local run:
+# .venv/bin/pytest -m "not bench"
 test: $(VENV)/.installed-dev  ## Run the test suite (SQLite; PostgreSQL too with AUTHGATE_TEST_DATABASE_URL)
 	$(BIN)/pytest
 
