@@ -15,7 +15,7 @@ from app.auth.forms import LinkForm, SeparateAccountForm
 from app.auth.views import FAILED_LOGIN, _no_request, _pending_request
 from app.models import Client, IdentityProvider, User
 from app.oauth import browser
-from app.services import audit, idps, sessions, social
+from app.services import audit, commit, idps, sessions, social
 from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 
@@ -39,6 +39,7 @@ def _failure(title: str, message: str, status: int, rid: str | None = None):
 
 def _audit_failure(client: Client | None, slug: str, reason: str) -> None:
     audit.record(audit.LOGIN_FAILED, client=client, ip=request.remote_addr, method="fed", idp=slug, reason=reason)
+    commit()
 
 
 def _provider_unavailable(client: Client, slug: str, provider: IdentityProvider | None, rid: str):
@@ -93,11 +94,12 @@ def _pop_flow(state: str | None) -> dict | None:
 
 
 def _signed_in(client: Client, provider: IdentityProvider, user: User, rid: str, amr: list[str], **detail):
-    browser_session = sessions.start(client, user, amr=amr, idp=provider.slug)
+    # The event is committed with the session row: one transaction for the sign-in.
     audit.record(
         audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed", idp=provider.slug,
         **detail,
     )  # fmt: skip
+    browser_session = sessions.start(client, user, amr=amr, idp=provider.slug)
     browser.remember_login(client, browser_session)
     browser.mark_pending(rid, login_at=int(time.time()))
     return redirect(browser.resume_url(rid), 303)
@@ -233,6 +235,7 @@ def social_link(slug):
                 audit.LOGIN_FAILED, client=client, username=form.username.data[:254], ip=request.remote_addr,
                 method="pwd", idp=slug, reason=why,
             )  # fmt: skip
+            commit()
             error = FAILED_LOGIN
         else:
             session.pop(LINK, None)

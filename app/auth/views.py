@@ -8,7 +8,7 @@ from flask import redirect, render_template, request, url_for
 from app.auth import bp
 from app.auth.forms import ConsentForm, LoginForm, LogoutForm
 from app.oauth import browser
-from app.services import audit, idps, sessions
+from app.services import audit, commit, idps, sessions
 from app.services import users as user_service
 from app.services.client_cache import cached_client
 
@@ -64,12 +64,11 @@ def login():
                 audit.LOGIN_FAILED, client=client, username=form.username.data[:254],
                 ip=request.remote_addr, reason=reason,
             )  # fmt: skip
+            commit()
             error = FAILED_LOGIN
         else:
             # The event is committed with the session row: one transaction for the sign-in.
-            audit.record(
-                audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, commit=False, method="pwd"
-            )
+            audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
             browser_session = sessions.start(client, user, amr=["pwd"])
             browser.remember_login(client, browser_session)
             browser.mark_pending(rid, login_at=int(time.time()))
@@ -120,5 +119,6 @@ def logout():
         ended = sessions.end(browser.forget_all_logins())
         if ended:
             audit.record(audit.LOGOUT, ip=request.remote_addr, sessions=ended)
+            commit()
         return render_template("oauth/logged_out.html", client=None)
     return render_template("auth/logout.html", form=form)

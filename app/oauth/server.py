@@ -35,7 +35,7 @@ from flask import request as flask_request
 from joserfc.jwk import KeySet
 
 from app.extensions import db
-from app.models import AuthorizationCode, Client, RevokedJti, User
+from app.models import AuthorizationCode, Client, User
 from app.services import sessions, tokens
 from app.services.client_cache import cached_client
 from app.services.keys import keyring
@@ -103,7 +103,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code, client):
-        return tokens.find_code(code, client)
+        row = tokens.find_code(code, client)
+        if row is None:
+            return None
+        if row.used_at is not None:
+            tokens.revoke_replayed(row, client)  # committed with the error response
+            return None
+        return None if tokens.is_expired(row) else row
 
     def delete_authorization_code(self, authorization_code):
         if not tokens.consume_code(authorization_code):
@@ -118,15 +124,24 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        return tokens.find_refresh_token(refresh_token, self.request.client)
+        row = tokens.find_refresh_token(refresh_token, self.request.client)
+        if row is not None and tokens.is_rotated(row):
+            tokens.report_reuse(row, self.request.client)  # committed with the error response
+            return None
+        return row
 
     def authenticate_user(self, refresh_token):
         return _enabled_user(refresh_token.user_id, refresh_token.client_pk)
 
-    def revoke_old_credential(self, refresh_token):
-        if not tokens.rotate_refresh_token(refresh_token):
-            tokens.report_reuse(refresh_token, self.request.client)
+    def save_token(self, token):
+        """Rotate the presented token before its successor is stored; a lost race is a reuse."""
+        if not tokens.rotate_refresh_token(self.request.refresh_token):
+            tokens.report_reuse(self.request.refresh_token, self.request.client)
             raise InvalidGrantError("The refresh token was already used.")
+        super().save_token(token)
+
+    def revoke_old_credential(self, refresh_token):
+        """Called by Authlib after saving the new token: the old one was rotated in `save_token`."""
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -230,13 +245,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims, jti):
         """Refuse a replayed assertion; remember each jti until the assertion expires."""
         key = f"assertion:{claims['sub']}:{jti}"[:128]
-        if db.session.get(RevokedJti, key) is not None:
-            return False
         expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
-        db.session.add(RevokedJti(jti=key, expires_at=expires))
-        # Committed now, so a token request that fails later cannot free the jti for a replay.
-        db.session.commit()
-        return True
+        # Insert-or-ignore: of two requests with one assertion, only the first gets True. The
+        # endpoint commits also when it answers with an error, so a failing request keeps it used.
+        return tokens.deny(key, expires)
 
 
 # --- endpoints ------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from flask import Response, current_app, g, redirect, render_template, request, 
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError as CSRFValidationError
 
-from app.extensions import authorization, csrf, db
+from app.extensions import authorization, csrf
 from app.oauth import bp, browser
 from app.oauth.discovery import metadata
 from app.oauth.server import query_client
 from app.runtime import runtime
-from app.services import sessions
+from app.services import commit, sessions
 from app.services.keys import keyring
 
 
@@ -139,7 +139,9 @@ def authorize():
 
     grant.request.browser_session = browser_session
     browser.drop_pending(rid)
-    return authorization.create_authorization_response(grant=grant, grant_user=user)
+    response = authorization.create_authorization_response(grant=grant, grant_user=user)
+    commit()
+    return response
 
 
 def _repeated_parameter():
@@ -157,12 +159,7 @@ def token():
     if (refused := _repeated_parameter()) is not None:
         return refused
     response = authorization.create_token_response()
-    if not db.session.registry.has() or not db.session().in_transaction():
-        return response  # a JWT for a cached client: nothing was read or written
-    if response.status_code == 200:
-        db.session.commit()
-    else:
-        db.session.rollback()
+    commit()
     return response
 
 
@@ -180,7 +177,9 @@ def userinfo():
 def introspect():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return authorization.create_endpoint_response("introspection")
+    response = authorization.create_endpoint_response("introspection")
+    commit()
+    return response
 
 
 @bp.post("/oauth2/revoke")
@@ -188,7 +187,9 @@ def introspect():
 def revoke():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return authorization.create_endpoint_response("revocation")
+    response = authorization.create_endpoint_response("revocation")
+    commit()
+    return response
 
 
 def _document(body: bytes, cache_control: str, stamp=None) -> Response:

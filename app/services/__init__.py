@@ -58,6 +58,12 @@ class Errors:
             raise ValidationError(self.errors)
 
 
+def commit() -> None:
+    """End an endpoint's unit of work: commit what it wrote; no work at all when it touched no table."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
+
+
 @contextmanager
 def transaction():
     """Commit what the block wrote, or roll all of it back."""

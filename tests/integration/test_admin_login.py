@@ -13,6 +13,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from app.extensions import db
 from app.models import AuthorizationCode, BrowserSession
+from app.oauth.inprocess import redeem_code
 from app.services import clients as client_service
 from app.services import roles as role_service
 from app.services import tokens
@@ -175,7 +176,7 @@ def test_console_pages_load_no_inline_script(console, client):
     assert " hx-on" not in html
 
 
-# --- the in-process code redemption (tokens.redeem_code) -------------------------------
+# --- the in-process code redemption (redeem_code) -------------------------------
 
 
 def _code_for_console(client):
@@ -194,10 +195,10 @@ def _code_for_console(client):
 def test_redeem_code_checks_pkce_and_redirect_uri_and_is_single_use(console, client):
     console_client, code, verifier = _code_for_console(client)
     callback = f"{ISSUER}/admin/callback"
-    assert tokens.redeem_code(code, console_client, callback, "wrong verifier") is None
-    assert tokens.redeem_code(code, console_client, "http://localhost/elsewhere", verifier) is None
+    assert redeem_code(code, console_client, callback, "wrong verifier") is None
+    assert redeem_code(code, console_client, "http://localhost/elsewhere", verifier) is None
     other, _ = client_service.create_client(client_id="shop", name="Shop", redirect_uris=[callback])
-    assert tokens.redeem_code(code, other, callback, verifier) is None
+    assert redeem_code(code, other, callback, verifier) is None
     # The failed tries did not use the code up; the right one does, once.
-    assert tokens.redeem_code(code, console_client, callback, verifier) is not None
-    assert tokens.redeem_code(code, console_client, callback, verifier) is None
+    assert redeem_code(code, console_client, callback, verifier) is not None
+    assert redeem_code(code, console_client, callback, verifier) is None
