@@ -1,8 +1,9 @@
 """Extension instances, bound to an app in create_app()."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import sqlalchemy as sa
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import current_app
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
@@ -55,4 +56,4 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 # Authlib's server is built per app in app/oauth/server.py (grants are registered on it once).
-authorization = LocalProxy(lambda: current_app.extensions["authgate_authorization"])
+authorization = cast(AuthorizationServer, LocalProxy(lambda: current_app.extensions["authgate_authorization"]))

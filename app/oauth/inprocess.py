@@ -1,7 +1,7 @@
 """Token requests made inside this server: the console redeeming the code of its own sign-in."""
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationCodeGrant, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from flask import current_app
 
@@ -44,6 +44,8 @@ def redeem_code(code: str, client: Client, redirect_uri: str, code_verifier: str
     )
     try:
         grant = authorization.get_token_grant(request)
+        if not isinstance(grant, AuthorizationCodeGrant):
+            return None
         grant.validate_token_request()
         grant.delete_authorization_code(request.authorization_code)
     except OAuth2Error:

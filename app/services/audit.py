@@ -60,4 +60,4 @@ def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[A
         .order_by(AuditEvent.id.desc())
         .limit(limit)
     )
-    return [tuple(row) for row in db.session.execute(query)]
+    return [(event, client_id) for event, client_id in db.session.execute(query)]

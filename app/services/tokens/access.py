@@ -35,7 +35,7 @@ _JWT_USER = sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jt
     User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk")
 )
 # An opaque token with its client's public id and its user.
-_OPAQUE = {
+_OPAQUE: dict[type, sa.Select] = {
     model: sa.select(model, Client.client_id, User)
     .join(Client, Client.id == model.client_pk)
     .outerjoin(User, User.id == model.user_id)
@@ -98,6 +98,8 @@ def save(
         deny_jti = jti
     source = code or previous
     if "refresh_token" in token:
+        if user is None or source is None:
+            raise ValueError("a refresh token needs the user and the code or token it continues")
         db.session.add(
             RefreshToken(
                 token_hash=sha256_hex(token["refresh_token"]),
@@ -230,6 +232,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
         return None
     if looks_like_jwt(value):
         return _inspect_jwt(value)
+    model: type[AccessToken] | type[RefreshToken]
     if value.startswith(ACCESS_TOKEN_PREFIX):
         model = AccessToken
     elif value.startswith(REFRESH_TOKEN_PREFIX):
@@ -239,14 +242,15 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
     found = db.session.execute(_OPAQUE[model], {"digest": sha256_hex(value)}).first()
     if found is None:
         return None
-    row, client_id, user = found
+    row: AccessToken | RefreshToken = found[0]
+    client_id, user = found[1], found[2]
     if row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
         return None
-    if model is RefreshToken and row.used_at is not None:
+    if isinstance(row, RefreshToken) and row.used_at is not None:
         return None
     if row.user_id is not None and (user is None or not user.enabled):
         return None
-    kind = "access_token" if model is AccessToken else "refresh_token"
+    kind = "access_token" if isinstance(row, AccessToken) else "refresh_token"
     return TokenInfo(
         kind, row.client_pk, client_id, user.sub if user else client_id, row.scope,
         int(row.expires_at.timestamp()), int(row.created_at.timestamp()), getattr(row, "jti", None),
@@ -263,5 +267,5 @@ def revoke(value: str, client: Client) -> None:
         revoke_family(info.row.family_id)
     elif isinstance(info.row, AccessToken):
         info.row.revoked_at = datetime.now(UTC)
-    else:
+    elif info.jti:
         deny(info.jti, _at(info.exp))

@@ -5,6 +5,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app, g
@@ -42,7 +43,7 @@ def roles_of(user: User) -> list[str]:
 def user_claims(user: User, scope: str) -> dict:
     """Claims about the user for the ID token and userinfo: by scope, plus roles."""
     scopes = scope.split() if scope else []
-    claims = {"sub": user.sub}
+    claims: dict[str, Any] = {"sub": user.sub}
     if "profile" in scopes:
         claims.update(
             name=user.full_name or user.username,
@@ -59,7 +60,7 @@ def user_claims(user: User, scope: str) -> dict:
 
 def access_token_claims(client: Client, user: User | None, scope: str, now: int) -> dict:
     """RFC 9068 claims; `roles` for tokens issued to a user."""
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": user.sub if user else client.client_id,
         "aud": client.client_id,
@@ -98,7 +99,7 @@ def sign_in_of(source: AuthorizationCode | RefreshToken) -> SignIn:
 def id_token(client: Client, user: User, scope: str, sign_in: SignIn, access_token: str | None) -> str:
     now = int(time.time())
     alg = client.signing_alg
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer(),
         "aud": client.client_id,
         "iat": now,
@@ -113,7 +114,8 @@ def id_token(client: Client, user: User, scope: str, sign_in: SignIn, access_tok
         claims["amr"] = sign_in.amr
     if sign_in.idp:
         claims["idp"] = sign_in.idp
-    if access_token:
-        claims["at_hash"] = create_half_hash(access_token, alg).decode()
+    at_hash = create_half_hash(access_token, alg) if access_token else None
+    if at_hash:
+        claims["at_hash"] = at_hash.decode()
     claims.update(user_claims(user, scope))
     return sign(claims, alg)

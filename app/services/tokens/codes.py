@@ -6,12 +6,13 @@ A code presented again after its use is a replay: someone else holds it. The gra
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuthorizationCode, BrowserSession, Client, User
-from app.services import audit
+from app.services import affected, audit
 from app.services.crypto import new_secret, sha256_hex
 from app.services.tokens.denylist import deny
 from app.services.tokens.refresh import revoke_family
@@ -22,7 +23,7 @@ CODE_LIFETIME = 60
 # Built once with bind parameters: composing a statement costs more than running it.
 _BY_HASH = sa.select(AuthorizationCode).where(AuthorizationCode.code_hash == sa.bindparam("digest"))
 # The single-use mark, as a plain table update (no ORM bookkeeping; the row object is not refreshed).
-_CODES = AuthorizationCode.__table__
+_CODES = cast(sa.Table, AuthorizationCode.__table__)
 _USE = (
     _CODES.update()
     .where(_CODES.c.id == sa.bindparam("row_id"), _CODES.c.used_at.is_(None))
@@ -81,7 +82,7 @@ def is_expired(row: AuthorizationCode) -> bool:
 
 def consume_code(row: AuthorizationCode) -> bool:
     """Mark the code used; False when another request used it first."""
-    return db.session.execute(_USE, {"row_id": row.id, "now": datetime.now(UTC)}).rowcount == 1
+    return affected(_USE, {"row_id": row.id, "now": datetime.now(UTC)}) == 1
 
 
 def revoke_replayed(row: AuthorizationCode, client: Client) -> None:

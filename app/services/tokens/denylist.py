@@ -1,6 +1,7 @@
 """The deny-list: JWT ids that must no longer be accepted (revoked access tokens, used client assertions)."""
 
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -9,7 +10,7 @@ from app.extensions import db
 from app.models import RevokedJti
 
 _IS_DENIED = sa.select(sa.exists().where(RevokedJti.jti == sa.bindparam("jti")))
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_TABLE = cast(sa.Table, RevokedJti.__table__)
 
 
 def deny(jti: str, expires_at: datetime) -> bool:
@@ -18,10 +19,14 @@ def deny(jti: str, expires_at: datetime) -> bool:
     Insert-or-ignore: two requests that deny the same jti at once (parallel replays of one code)
     both succeed, and the one that came second learns it, without a unique violation.
     """
-    table = RevokedJti.__table__
-    insert = _INSERT[db.session.get_bind().dialect.name](table).values(jti=jti, expires_at=expires_at)
-    # RETURNING rather than rowcount: psycopg reports no row count for this statement.
-    statement = insert.on_conflict_do_nothing(index_elements=["jti"]).returning(table.c.jti)
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(_TABLE)
+        .values(jti=jti, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=["jti"])
+        # RETURNING rather than rowcount: psycopg reports no row count for this statement.
+        .returning(_TABLE.c.jti)
+    )
     return db.session.execute(statement).first() is not None
 
 

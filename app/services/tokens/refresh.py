@@ -1,12 +1,13 @@
 """Refresh-token families: stored hashed, rotated on every use; a rotated token coming back ends its family."""
 
 from datetime import UTC, datetime
+from typing import cast
 
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AccessToken, Client, RefreshToken, User
-from app.services import audit
+from app.services import affected, audit
 from app.services.crypto import sha256_hex
 from app.services.tokens.denylist import deny
 
@@ -14,7 +15,7 @@ REFRESH_TOKEN_PREFIX = "agrt_"
 
 _BY_HASH = sa.select(RefreshToken).where(RefreshToken.token_hash == sa.bindparam("digest"))
 # The single-use mark, as a plain table update (no ORM bookkeeping; the row object is not refreshed).
-_REFRESH_TOKENS = RefreshToken.__table__
+_REFRESH_TOKENS = cast(sa.Table, RefreshToken.__table__)
 _USE = (
     _REFRESH_TOKENS.update()
     .where(
@@ -44,7 +45,7 @@ def is_rotated(row: RefreshToken) -> bool:
 
 def rotate_refresh_token(row: RefreshToken) -> bool:
     """Mark the token used; False when another request rotated (or revoked) it first."""
-    return db.session.execute(_USE, {"row_id": row.id, "now": datetime.now(UTC)}).rowcount == 1
+    return affected(_USE, {"row_id": row.id, "now": datetime.now(UTC)}) == 1
 
 
 def report_reuse(row: RefreshToken, client: Client) -> int:
@@ -71,12 +72,13 @@ def revoke_family(family_id: str) -> int:
         )
     ).all()
     for jti, expires_at in rows:
-        deny(jti, expires_at)
-    revoked = db.session.execute(
+        if jti and expires_at:
+            deny(jti, expires_at)
+    revoked = affected(
         sa.update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
-    ).rowcount
+    )
     db.session.execute(
         sa.update(AccessToken)
         .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
