@@ -23,12 +23,15 @@ serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT),
 	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
 		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 
+# Everything, the benchmark smoke test included (it skips without wrk). For a quicker local run:
+# .venv/bin/pytest -m "not bench"
 test: $(VENV)/.installed-dev  ## Run the test suite (SQLite; PostgreSQL too with AUTHGATE_TEST_DATABASE_URL)
 	$(BIN)/pytest
 
-lint: $(VENV)/.installed-dev  ## Check style with ruff
+lint: $(VENV)/.installed-dev  ## Check style with ruff, then types in app/ with mypy (configured in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
@@ -50,6 +53,6 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 include bench/bench.mk

@@ -1,6 +1,9 @@
 """Extension instances, bound to an app in create_app()."""
 
+from typing import TYPE_CHECKING, cast
+
 import sqlalchemy as sa
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import current_app
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
@@ -27,6 +30,17 @@ class Base(DeclarativeBase):
 # Objects stay readable after a commit: a request that commits and then reads what it wrote
 # (a sign-in, a token response) does not query the rows again.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+# Models subclass this: it is db.Model. Flask-SQLAlchemy builds db.Model at run time, so a type
+# checker cannot use the attribute as a base class; it sees the class db.Model is made of instead.
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as _FlaskModel
+
+    class Model(Base, _FlaskModel):
+        pass
+
+else:
+    Model = db.Model
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -42,4 +56,4 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 # Authlib's server is built per app in app/oauth/server.py (grants are registered on it once).
-authorization = LocalProxy(lambda: current_app.extensions["authgate_authorization"])
+authorization = cast(AuthorizationServer, LocalProxy(lambda: current_app.extensions["authgate_authorization"]))

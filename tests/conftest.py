@@ -5,34 +5,22 @@ The schema is built once per database from the Alembic migrations (with signing 
 truncated PostgreSQL tables with the template keys put back.
 """
 
-import os
 import shutil
 
 import pytest
-import sqlalchemy as sa
 
-from app import create_app
-from app.config import normalise_database_url
-from app.extensions import db
-from app.models import SigningKey
+# Helper modules are not test modules, so pytest would not rewrite their asserts: register them
+# before anything imports them, so a failing helper assert reports its values as a test's would.
+pytest.register_assert_rewrite("tests.helpers", "tests.integration.helpers", "tests.e2e.helpers", "tests.social_fakes")
 
-TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
-PG_URL = os.environ.get("AUTHGATE_TEST_DATABASE_URL")
+import sqlalchemy as sa  # noqa: E402
+
+from app.config import normalise_database_url  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.models import SigningKey  # noqa: E402
+from tests.helpers import PG_URL, make_app  # noqa: E402
+
 DATABASES = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
-
-
-def make_app(database_url: str, **overrides):
-    config = {
-        "TESTING": True,
-        "AUTHGATE_ENV": "testing",
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "AUTHGATE_BCRYPT_ROUNDS": 4,
-        "AUTHGATE_ISSUER": "http://localhost:5000",
-        "AUTHGATE_KEY_REFRESH_SECONDS": 0,
-    }
-    config.update(overrides)
-    return create_app(config)
 
 
 def migrate_and_seed(database_url: str) -> list[dict]:

@@ -1,7 +1,8 @@
-"""Test helpers: a scripted browser over HTTP, HTML form parsing, independent token checks."""
+"""Test helpers: the app under test, a scripted browser over HTTP, HTML form parsing, independent token checks."""
 
 import base64
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -11,6 +12,26 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from werkzeug.serving import make_server
+
+from app import create_app
+from app.config import normalise_database_url
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+PG_URL = os.environ.get("AUTHGATE_TEST_DATABASE_URL")
+
+
+def make_app(database_url: str, **overrides):
+    config = {
+        "TESTING": True,
+        "AUTHGATE_ENV": "testing",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "AUTHGATE_BCRYPT_ROUNDS": 4,
+        "AUTHGATE_ISSUER": "http://localhost:5000",
+        "AUTHGATE_KEY_REFRESH_SECONDS": 0,
+    }
+    config.update(overrides)
+    return create_app(config)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.helpers import Browser, query_of, verify_jwt
-from tests.integration.conftest import REDIRECT_URI, Tenant
+from tests.integration.helpers import REDIRECT_URI, Tenant
 
 UPSTREAM_CLIENT_ID = "authgate-at-upstream"
 UPSTREAM_SECRET = "upstream-secret-0123456789"

@@ -21,7 +21,8 @@ from app.admin.ui import is_htmx
 from app.auth import browser
 from app.extensions import db, login_manager
 from app.models import User
-from app.services import audit, sessions, tokens
+from app.oauth.inprocess import redeem_code
+from app.services import audit, commit, sessions
 from app.services import users as user_service
 from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, find_client
 
@@ -149,7 +150,8 @@ def callback():
     console = find_client(CONSOLE_CLIENT_ID)
     code = None
     if console is not None:
-        code = tokens.redeem_code(request.args.get("code", ""), console, _callback_uri(), pending["verifier"])
+        code = redeem_code(request.args.get("code", ""), console, _callback_uri(), pending["verifier"])
+        commit()  # the code is used up, or a replay revoked what it issued
     if code is None or code.session_id is None:
         return _problem("This sign-in has expired", "The sign-in code was used or is too old. Sign in again.", 400)
     user = db.session.get(User, code.user_id)
@@ -169,6 +171,7 @@ def logout():
     ended = {browser.forget_login(console), current_user.get_id()}
     sessions.end([sid for sid in ended if sid], console)
     audit.record(audit.LOGOUT, client=console, user=current_user.user, ip=request.remote_addr)
+    commit()
     logout_user()
     return redirect(url_for("admin.signed_out"), 303)
 

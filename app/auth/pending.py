@@ -17,7 +17,7 @@ def pending_request() -> tuple[str, Client, dict] | None:
     """The parked authorization request this page serves, with its client and parameters."""
     rid = request.values.get("rid")
     pending = browser.get_pending(rid)
-    if pending is None:
+    if rid is None or pending is None:
         return None
     client = cached_client(pending["client_id"])
     if client is None:

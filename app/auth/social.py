@@ -92,11 +92,12 @@ def _pop_flow(state: str | None) -> dict | None:
 
 
 def _signed_in(client: Client, provider: IdentityProvider, user: User, rid: str, amr: list[str], **detail):
-    browser_session = sessions.start(client, user, amr=amr, idp=provider.slug)
+    # The event is committed with the session row: one transaction for the sign-in.
     audit.record(
         audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed", idp=provider.slug,
         **detail,
     )  # fmt: skip
+    browser_session = sessions.start(client, user, amr=amr, idp=provider.slug)
     browser.remember_login(client, browser_session)
     browser.mark_pending(rid, login_at=int(time.time()))
     return redirect(browser.resume_url(rid), 303)

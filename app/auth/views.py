@@ -39,9 +39,9 @@ def login():
             )  # fmt: skip
             error = FAILED_LOGIN
         else:
-            # The event is committed with the session row, when the page is done.
-            browser_session = sessions.start(client, user, amr=["pwd"])
+            # The event is committed with the session row: one transaction for the sign-in.
             audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
+            browser_session = sessions.start(client, user, amr=["pwd"])
             browser.remember_login(client, browser_session)
             browser.mark_pending(rid, login_at=int(time.time()))
             return redirect(browser.resume_url(rid), 303)

@@ -1,5 +1,6 @@
 """OAuth clients: the tenant everything else belongs to."""
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -7,11 +8,11 @@ from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.capabilities import SIGNING_ALGS, TOKEN_FORMATS, sql_in
-from app.extensions import db
+from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 
 
-class Client(db.Model, ClientMixin):
+class Client(Model, ClientMixin):
     __tablename__ = "clients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,11 +56,12 @@ class Client(db.Model, ClientMixin):
     def get_client_id(self) -> str:
         return self.client_id
 
-    def get_default_redirect_uri(self) -> str | None:
+    # Authlib's stubs say str; Authlib itself handles None (it then requires redirect_uri).
+    def get_default_redirect_uri(self) -> str | None:  # type: ignore[override]
         # Only unambiguous when exactly one is registered.
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
-    def get_allowed_scope(self, scope: str | None) -> str | None:
+    def get_allowed_scope(self, scope: Collection[str] | str | None) -> str | None:  # type: ignore[override]
         """Return the scope to grant, or None when any requested scope is not the client's."""
         if not scope:
             return " ".join(s for s in self.scopes if s != "offline_access")

@@ -5,7 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 
 
@@ -17,7 +17,7 @@ def _user_fk(nullable=False):
     return mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
 
 
-class BrowserSession(db.Model):
+class BrowserSession(Model):
     """A user signed in to one client in one browser; the signed cookie holds its id."""
 
     __tablename__ = "browser_sessions"
@@ -33,7 +33,7 @@ class BrowserSession(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class AuthorizationCode(db.Model):
+class AuthorizationCode(Model):
     __tablename__ = "authorization_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -81,7 +81,7 @@ class AuthorizationCode(db.Model):
         return self.amr
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     """One refresh token of a family; each use rotates it to a new one in the same family."""
 
     __tablename__ = "refresh_tokens"
@@ -113,7 +113,7 @@ class RefreshToken(db.Model):
         return self.scope
 
 
-class AccessToken(db.Model):
+class AccessToken(Model):
     """An opaque access token (JWT access tokens are not stored)."""
 
     __tablename__ = "access_tokens"
@@ -130,7 +130,7 @@ class AccessToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class RevokedJti(db.Model):
+class RevokedJti(Model):
     """Deny-list of revoked JWTs (access tokens, client assertions), kept until they expire."""
 
     __tablename__ = "revoked_jtis"
@@ -139,7 +139,7 @@ class RevokedJti(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class Consent(db.Model):
+class Consent(Model):
     """Scopes a user allowed a client, remembered until revoked."""
 
     __tablename__ = "consents"

@@ -6,12 +6,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.capabilities import IDP_KINDS, sql_in
-from app.extensions import db
+from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 from app.models.role import Role
 
 
-class IdentityProvider(db.Model):
+class IdentityProvider(Model):
     """An upstream sign-in offered to the users of one client; its slug names it in URLs and the `idp` claim."""
 
     __tablename__ = "identity_providers"
@@ -58,7 +58,7 @@ class IdentityProvider(db.Model):
         return f"<IdentityProvider {self.slug} of client {self.client_pk}>"
 
 
-class IdentityProviderRole(db.Model):
+class IdentityProviderRole(Model):
     """A role given to users the provider creates; the schema keeps it a role of the provider's client."""
 
     __tablename__ = "idp_default_roles"
@@ -75,7 +75,7 @@ class IdentityProviderRole(db.Model):
     )
 
 
-class LinkedIdentity(db.Model):
+class LinkedIdentity(Model):
     """An upstream account (provider + subject) that signs in as one user of the provider's client."""
 
     __tablename__ = "linked_identities"

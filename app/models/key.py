@@ -6,11 +6,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.capabilities import SIGNING_ALGS, sql_in
-from app.extensions import db
+from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 
 
-class SigningKey(db.Model):
+class SigningKey(Model):
     """One key pair; its state (next, active, retired) follows from its timestamps.
 
     A key is `next` until `activates_at`, then `active` until a newer key of the same

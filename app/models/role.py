@@ -3,10 +3,10 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class Role(db.Model):
+class Role(Model):
     __tablename__ = "roles"
 
     id: Mapped[int] = mapped_column(primary_key=True)

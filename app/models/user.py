@@ -6,12 +6,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 from app.models.role import Role
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,7 +54,7 @@ class User(db.Model):
         return f"<User {self.username} of client {self.client_pk}>"
 
 
-class UserRole(db.Model):
+class UserRole(Model):
     """A role held by a user; both must belong to the same client, which the schema enforces."""
 
     __tablename__ = "user_roles"

@@ -12,8 +12,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from app.capabilities import ASSERTION_ALGS
-from app.extensions import db
-from app.models import RevokedJti
+from app.services import tokens
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return token.claims
 
     def validate_jti(self, claims, jti):
-        """Refuse a replayed assertion; remember each jti until the assertion expires.
-
-        The row is added to the request's transaction; the endpoint commits it also when the
-        request fails later, so a failed token request cannot free the jti for a replay.
-        """
+        """Refuse a replayed assertion; remember each jti until the assertion expires."""
         key = f"assertion:{claims['sub']}:{jti}"[:128]
-        if db.session.get(RevokedJti, key) is not None:
-            return False
         expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
-        db.session.add(RevokedJti(jti=key, expires_at=expires))
-        return True
+        # Insert-or-ignore: of two requests with one assertion, only the first gets True. The
+        # endpoint commits also when it answers with an error, so a failing request keeps it used.
+        return tokens.deny(key, expires)

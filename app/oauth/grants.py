@@ -44,12 +44,25 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code, client):
-        return tokens.find_code(code, client)
+        row = tokens.find_code(code, client)
+        if row is None:
+            return None
+        if row.used_at is not None:
+            tokens.revoke_replayed(row, client)  # committed with the error response
+            return None
+        return None if tokens.is_expired(row) else row
+
+    def save_token(self, token):
+        """Use up the code before its tokens are stored; a lost race stores nothing."""
+        self.delete_authorization_code(self.request.authorization_code)
+        self.request.code_used = True
+        super().save_token(token)
 
     def delete_authorization_code(self, authorization_code):
+        """Called by Authlib after `save_token` (which used the code up) and by in-process redemption."""
+        if getattr(self.request, "code_used", False):
+            return
         if not tokens.consume_code(authorization_code):
-            # Another request redeemed it first: the tokens saved for this one must not be kept.
-            db.session.rollback()
             raise InvalidGrantError("The authorization code was already used.")
 
     def authenticate_user(self, authorization_code):
@@ -61,15 +74,24 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        return tokens.find_refresh_token(refresh_token, self.request.client)
+        row = tokens.find_refresh_token(refresh_token, self.request.client)
+        if row is not None and tokens.is_rotated(row):
+            tokens.report_reuse(row, self.request.client)  # committed with the error response
+            return None
+        return row
 
     def authenticate_user(self, refresh_token):
         return _enabled_user(refresh_token.user_id, refresh_token.client_pk)
 
-    def revoke_old_credential(self, refresh_token):
-        if not tokens.rotate_refresh_token(refresh_token):
-            tokens.report_reuse(refresh_token, self.request.client)
+    def save_token(self, token):
+        """Rotate the presented token before its successor is stored; a lost race is a reuse."""
+        if not tokens.rotate_refresh_token(self.request.refresh_token):
+            tokens.report_reuse(self.request.refresh_token, self.request.client)
             raise InvalidGrantError("The refresh token was already used.")
+        super().save_token(token)
+
+    def revoke_old_credential(self, refresh_token):
+        """Called by Authlib after saving the new token: the old one was rotated in `save_token`."""
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

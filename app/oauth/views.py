@@ -9,6 +9,7 @@ from app.extensions import authorization, csrf, db
 from app.oauth import bp
 from app.oauth.discovery import metadata
 from app.runtime import runtime
+from app.services import commit
 from app.services.keys import keyring
 
 
@@ -25,8 +26,7 @@ def one_transaction(respond) -> Response:
         if db.session.registry.has():
             db.session.rollback()
         raise
-    if db.session.registry.has() and db.session().in_transaction():
-        db.session.commit()
+    commit()
     return response
 
 

@@ -6,6 +6,9 @@ half-made.
 """
 
 from contextlib import contextmanager
+from typing import Any, cast
+
+import sqlalchemy as sa
 
 from app.extensions import db
 
@@ -56,6 +59,17 @@ class Errors:
     def raise_if_any(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
+
+
+def commit() -> None:
+    """End an endpoint's unit of work: commit what it wrote; no work at all when it touched no table."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
+
+
+def affected(statement: sa.Executable, params: dict[str, Any] | None = None) -> int:
+    """Run an UPDATE or DELETE in the current transaction; return how many rows it changed."""
+    return cast(sa.CursorResult, db.session.execute(statement, params)).rowcount
 
 
 @contextmanager

@@ -23,10 +23,9 @@ def record(
     user: User | None = None,
     username: str | None = None,
     ip: str | None = None,
-    commit: bool = True,
     **detail,
 ) -> AuditEvent:
-    """Store an event and log it; commit unless it belongs to a larger transaction."""
+    """Add an event to the caller's transaction and log it."""
     event = AuditEvent(
         kind=kind,
         client_pk=client.id if client else None,
@@ -36,8 +35,6 @@ def record(
         detail=detail,
     )
     db.session.add(event)
-    if commit:
-        db.session.commit()
     log.info(
         "%s client=%s user=%s ip=%s %s",
         kind,
@@ -63,4 +60,4 @@ def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[A
         .order_by(AuditEvent.id.desc())
         .limit(limit)
     )
-    return [tuple(row) for row in db.session.execute(query)]
+    return [(event, client_id) for event, client_id in db.session.execute(query)]

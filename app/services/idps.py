@@ -443,4 +443,4 @@ def unlink(client_id: str, username: str, slug: str) -> None:
         if identity is None:
             raise NotFound(f"{username!r} has no linked {provider.name} account")
         db.session.delete(identity)
-        audit.record(IDENTITY_UNLINKED, client=client, user=user, commit=False, idp=slug)
+        audit.record(IDENTITY_UNLINKED, client=client, user=user, idp=slug)

@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.models import BrowserSession, Client, Consent, User
-from app.services import transaction
+from app.services import affected, transaction
 
 
 def start(client: Client, user: User, amr: list[str], idp: str | None = None) -> BrowserSession:
@@ -60,8 +60,7 @@ def end(session_ids: list[str], client: Client | None = None) -> int:
     if client is not None:
         query = query.where(BrowserSession.client_pk == client.id)
     with transaction():
-        result = db.session.execute(query.values(ended_at=datetime.now(UTC)))
-    return result.rowcount
+        return affected(query.values(ended_at=datetime.now(UTC)))
 
 
 def consent_covers(client: Client, user: User, scopes: list[str]) -> bool:

@@ -106,7 +106,7 @@ def link(provider: IdentityProvider, user: User, profile: Profile) -> None:
     try:
         with transaction():
             idps.add_identity(provider, user, profile.subject, profile.email)
-            audit.record(idps.IDENTITY_LINKED, client=client, user=user, commit=False, idp=provider.slug)
+            audit.record(idps.IDENTITY_LINKED, client=client, user=user, idp=provider.slug)
     except (ValidationError, sa.exc.IntegrityError):
         # Linked by a parallel request a moment ago.
         raise SignInRefused("already_linked", f"This {provider.name} account is already linked.") from None
@@ -169,9 +169,7 @@ def create_account(client: Client, provider: IdentityProvider, profile: Profile,
                 for role in provider.default_roles:
                     db.session.add(UserRole(client_pk=client.id, user_id=user.id, role_id=role.id))
                 idps.add_identity(provider, user, profile.subject, profile.email)
-                audit.record(
-                    idps.IDENTITY_LINKED, client=client, user=user, commit=False, idp=provider.slug, created=True
-                )
+                audit.record(idps.IDENTITY_LINKED, client=client, user=user, idp=provider.slug, created=True)
         except sa.exc.IntegrityError:
             # Someone took the username (or the email) in between; try again with a fresh look.
             if attempt == 2:

@@ -106,8 +106,8 @@ def authenticate(client: Client, login: str, password: str) -> tuple[User | None
         return None, "disabled"
     if hash_cost(user.password_hash) != current_app.config["AUTHGATE_BCRYPT_ROUNDS"]:
         # The configured cost changed: upgrade the stored hash while we have the password.
+        # Left in the session: the sign-in that follows commits it.
         user.password_hash = hash_password(password)
-        db.session.commit()
     return user, "ok"
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# `make test` and CI run it; `pytest -m "not bench"` leaves it out of a quick local run.
+pytestmark = pytest.mark.bench
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ["cc_jwt_es256", "cc_jwt_rs256", "cc_opaque", "introspect", "userinfo", "jwks", "discovery",
              "code_flow_bcrypt4", "code_flow_bcrypt12", "refresh"]  # fmt: skip

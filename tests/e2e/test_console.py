@@ -15,6 +15,7 @@ try:
 except ImportError:  # the `chromium` fixture skips, or fails under AUTHGATE_E2E=1, and says why
     expect = None
 
+from tests.e2e.helpers import sign_in_to_console
 from tests.helpers import query_of, verify_jwt
 
 pytestmark = pytest.mark.e2e
@@ -25,16 +26,6 @@ PRESETS = {
     "spa": ("Single-page or mobile app", ["none"], ["authorization_code", "refresh_token"]),
     "m2m": ("Machine to machine", ["client_secret_basic"], ["client_credentials"]),
 }
-
-
-def sign_in_to_console(page, console):
-    page.goto(f"{console.url}/admin/")
-    expect(page).to_have_title("Sign in to AuthGate console")
-    page.fill("input[name=username]", console.username)
-    page.fill("input[name=password]", console.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{console.url}/admin/")
-    expect(page.locator("h1")).to_have_text("Dashboard")
 
 
 def current_step(page):

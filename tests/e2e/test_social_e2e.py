@@ -16,7 +16,7 @@ try:
 except ImportError:  # the `chromium` fixture skips, or fails under AUTHGATE_E2E=1, and says why
     expect = None
 
-from tests.e2e.test_console import sign_in_to_console
+from tests.e2e.helpers import sign_in_to_console
 from tests.helpers import query_of, verify_jwt
 
 pytestmark = pytest.mark.e2e

@@ -1,18 +1,10 @@
 """A live AuthGate over HTTP, and a tenant set up in it, for protocol tests."""
 
-from dataclasses import dataclass
-
 import pytest
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey
 
-from tests.helpers import Browser, LiveServer
-
-REDIRECT_URI = "http://127.0.0.1:8765/cb"
-LOGOUT_URI = "http://127.0.0.1:8765/bye"
-PASSWORD = "correct horse battery"
-SCOPE = "openid profile email roles offline_access"
+from tests.helpers import LiveServer
+from tests.integration.helpers import LOGOUT_URI, PASSWORD, REDIRECT_URI, SCOPE, Tenant
 
 
 @pytest.fixture
@@ -20,34 +12,6 @@ def live(app):
     server = LiveServer(app)
     yield server
     server.stop()
-
-
-@dataclass
-class Tenant:
-    url: str
-    client_id: str
-    secret: str | None
-    user: object
-    private_key: object = None
-
-    def browser(self) -> Browser:
-        return Browser(self.url)
-
-    def session(self, auth_method: str = "client_secret_basic", **kwargs) -> OAuth2Session:
-        """A relying party built with Authlib's client, as any developer would."""
-        secret = self.private_key if auth_method == "private_key_jwt" else self.secret
-        session = OAuth2Session(
-            self.client_id,
-            secret,
-            scope=kwargs.pop("scope", SCOPE),
-            redirect_uri=REDIRECT_URI,
-            token_endpoint_auth_method=auth_method,
-            code_challenge_method="S256",
-            **kwargs,
-        )
-        if auth_method == "private_key_jwt":
-            session.register_client_auth_method(PrivateKeyJWT(f"{self.url}/oauth2/token", alg="ES256"))
-        return session
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import Client, Role, User
 from app.services import clients as client_service
 from app.services.crypto import sha256_hex
-from tests.integration.test_admin_login import post, set_up_console, sign_in, text
+from tests.integration.helpers import post, set_up_console, sign_in, text
 
 NEW = "/admin/clients/new"
 

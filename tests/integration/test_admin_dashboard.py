@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Client, Role, User
 from app.services import clients as client_service
 from tests.helpers import forms
-from tests.integration.test_admin_login import set_up_console, sign_in, text
+from tests.integration.helpers import set_up_console, sign_in, text
 
 
 @pytest.fixture

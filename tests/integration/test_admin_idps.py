@@ -12,7 +12,7 @@ from app.models import AuditEvent, IdentityProvider, LinkedIdentity
 from app.services import clients as client_service
 from app.services import idps
 from app.services import users as user_service
-from tests.integration.test_admin_login import post, set_up_console, sign_in, text
+from tests.integration.helpers import post, set_up_console, sign_in, text
 
 LIST = "/admin/clients/shop/identity-providers"
 NEW = f"{LIST}/new"

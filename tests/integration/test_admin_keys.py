@@ -5,7 +5,7 @@ import re
 import pytest
 
 from app.services import keys as key_service
-from tests.integration.test_admin_login import post, set_up_console, sign_in, text
+from tests.integration.helpers import post, set_up_console, sign_in, text
 
 
 @pytest.fixture

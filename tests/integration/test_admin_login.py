@@ -1,6 +1,6 @@
 """Console sign-in through the hosted login (code + PKCE for authgate-console), its guard and sign-out.
 
-The helpers here (set_up_console, sign_in, post) are used by the other test_admin_* modules.
+The console helpers (set_up_console, sign_in, post) live in tests/integration/helpers.py.
 """
 
 import re
@@ -10,61 +10,15 @@ import pytest
 import sqlalchemy as sa
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import g
 
 from app.extensions import db
 from app.models import AuthorizationCode, BrowserSession
+from app.oauth.inprocess import redeem_code
 from app.services import clients as client_service
 from app.services import roles as role_service
 from app.services import tokens
 from app.services import users as user_service
-from tests.helpers import forms
-
-ADMIN_PASSWORD = "console admin password"
-ISSUER = "http://localhost"
-
-
-def set_up_console(app, runner):
-    """Run `flask init` with the test client's address as the issuer (so the callback URI matches)."""
-    app.config["AUTHGATE_ISSUER"] = ISSUER
-    result = runner.invoke(args=["init", "--admin-password", ADMIN_PASSWORD])
-    assert result.exit_code == 0, result.output
-
-    # The test client runs each request inside the test's app context, so `g` would carry
-    # Flask-Login's user and Flask-WTF's token from one request (or test client) to the next;
-    # a real server starts each request with an empty `g`.
-    @app.before_request
-    def fresh_g():
-        for name in list(vars(g)):
-            delattr(g, name)
-
-
-def csrf_token_of(response) -> str:
-    return re.search(r'name="csrf-token" content="([^"]+)"', response.get_data(as_text=True)).group(1)
-
-
-def sign_in(client, username="admin", password=ADMIN_PASSWORD, next_path=None):
-    """Go through /admin/login, the hosted sign-in page and /admin/callback; return the final response."""
-    start = "/admin/login" + (f"?next={next_path}" if next_path else "")
-    page = client.get(start, follow_redirects=True)
-    assert page.request.path == "/login", page.request.path
-    (form,) = forms(page.get_data(as_text=True))
-    response = client.post("/login", data={**form.fields, "username": username, "password": password})
-    response = (
-        client.get(response.headers["Location"], follow_redirects=True) if response.status_code == 303 else response
-    )
-    if response.status_code == 200 and 'name="csrf-token"' in response.get_data(as_text=True):
-        client.csrf = csrf_token_of(response)
-    return response
-
-
-def post(client, url, data=None, **kwargs):
-    """POST a console form with the session's CSRF token."""
-    return client.post(url, data={"csrf_token": client.csrf, **(data or {})}, **kwargs)
-
-
-def text(response) -> str:
-    return response.get_data(as_text=True)
+from tests.integration.helpers import ISSUER, csrf_token_of, post, set_up_console, sign_in, text
 
 
 @pytest.fixture
@@ -222,7 +176,7 @@ def test_console_pages_load_no_inline_script(console, client):
     assert " hx-on" not in html
 
 
-# --- the in-process code redemption (tokens.redeem_code) -------------------------------
+# --- the in-process code redemption (redeem_code) -------------------------------
 
 
 def _code_for_console(client):
@@ -241,10 +195,10 @@ def _code_for_console(client):
 def test_redeem_code_checks_pkce_and_redirect_uri_and_is_single_use(console, client):
     console_client, code, verifier = _code_for_console(client)
     callback = f"{ISSUER}/admin/callback"
-    assert tokens.redeem_code(code, console_client, callback, "wrong verifier") is None
-    assert tokens.redeem_code(code, console_client, "http://localhost/elsewhere", verifier) is None
+    assert redeem_code(code, console_client, callback, "wrong verifier") is None
+    assert redeem_code(code, console_client, "http://localhost/elsewhere", verifier) is None
     other, _ = client_service.create_client(client_id="shop", name="Shop", redirect_uris=[callback])
-    assert tokens.redeem_code(code, other, callback, verifier) is None
+    assert redeem_code(code, other, callback, verifier) is None
     # The failed tries did not use the code up; the right one does, once.
-    assert tokens.redeem_code(code, console_client, callback, verifier) is not None
-    assert tokens.redeem_code(code, console_client, callback, verifier) is None
+    assert redeem_code(code, console_client, callback, verifier) is not None
+    assert redeem_code(code, console_client, callback, verifier) is None

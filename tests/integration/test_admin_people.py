@@ -10,7 +10,7 @@ from app.models import Role, User, UserRole
 from app.services import clients as client_service
 from app.services import roles as role_service
 from app.services import users as user_service
-from tests.integration.test_admin_login import post, set_up_console, sign_in, text
+from tests.integration.helpers import post, set_up_console, sign_in, text
 
 
 @pytest.fixture

@@ -11,28 +11,8 @@ from authlib.common.security import generate_token
 from app.extensions import db
 from app.models import AccessToken, RefreshToken
 from app.services.crypto import sha256_hex
-from tests.helpers import at_hash, query_of, verify_jwt
-from tests.integration.conftest import PASSWORD, REDIRECT_URI
-
-
-def run_code_flow(tenant, session, nonce="n-0S6_WzA2Mj", extra=None):
-    """Sign in through the hosted pages; return (token, final redirect URL)."""
-    verifier = generate_token(48)
-    url, state = session.create_authorization_url(
-        f"{tenant.url}/oauth2/authorize", code_verifier=verifier, nonce=nonce, **(extra or {})
-    )
-    browser = tenant.browser()
-    page = browser.get(url)
-    assert page.status_code == 200 and "Sign in" in page.text
-    landed = browser.login(page, tenant.user.username, PASSWORD)
-    assert landed.status_code == 302, landed.text[:300]
-    location = landed.headers["Location"]
-    assert location.startswith(REDIRECT_URI)
-    params = query_of(location)
-    assert params["state"] == state and params["iss"] == tenant.url
-    token = session.fetch_token(f"{tenant.url}/oauth2/token", authorization_response=location, code_verifier=verifier)
-    return token, browser
-
+from tests.helpers import at_hash, verify_jwt
+from tests.integration.helpers import run_code_flow
 
 AUTH_METHOD_CASES = [
     pytest.param("client_secret_basic", ["client_secret_basic"], id="confidential-basic"),

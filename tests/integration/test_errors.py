@@ -6,32 +6,12 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import sqlalchemy as sa
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import ECKey
 
 from app.extensions import db
 from app.models import AuthorizationCode
 from tests.helpers import query_of
-from tests.integration.conftest import PASSWORD, REDIRECT_URI
-
-VERIFIER = "v" * 50
-CHALLENGE = create_s256_code_challenge(VERIFIER)
-
-
-def authorize_params(client_id="web", **overrides):
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid profile",
-        "state": "xyz",
-        "nonce": generate_token(12),
-        "code_challenge": CHALLENGE,
-        "code_challenge_method": "S256",
-    }
-    params.update(overrides)
-    return [(k, v) for k, v in params.items() if v is not None]
+from tests.integration.helpers import PASSWORD, REDIRECT_URI, VERIFIER, authorize_params, exchange
 
 
 def get_code(tenant, browser=None, **overrides) -> tuple[str, object]:
@@ -41,18 +21,6 @@ def get_code(tenant, browser=None, **overrides) -> tuple[str, object]:
         page = browser.login(page, "alice", PASSWORD)
     assert page.status_code == 302, page.text[:400]
     return query_of(page.headers["Location"])["code"], browser
-
-
-def exchange(tenant, code, auth="basic", **overrides):
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "code_verifier": VERIFIER}
-    data.update(overrides)
-    data = {k: v for k, v in data.items() if v is not None}
-    kwargs = {}
-    if auth == "basic":
-        kwargs["auth"] = (tenant.client_id, tenant.secret)
-    elif isinstance(auth, tuple):
-        kwargs["auth"] = auth
-    return requests.post(f"{tenant.url}/oauth2/token", data=data, timeout=5, **kwargs)
 
 
 # --- the authorization endpoint ------------------------------------------------------------

@@ -1,7 +1,5 @@
 """The hosted login and consent pages, scoped to the client of the pending request."""
 
-from urllib.parse import urlencode
-
 import pytest
 import sqlalchemy as sa
 
@@ -9,15 +7,9 @@ from app.extensions import db
 from app.models import AuditEvent, BrowserSession, Consent
 from app.services import users as user_service
 from tests.helpers import forms, query_of
-from tests.integration.conftest import PASSWORD, REDIRECT_URI
-from tests.integration.test_errors import authorize_params, exchange
+from tests.integration.helpers import PASSWORD, REDIRECT_URI, exchange, start
 
 FAILED = "Invalid username or password."
-
-
-def start(tenant, browser=None, **overrides):
-    browser = browser or tenant.browser()
-    return browser, browser.get("/oauth2/authorize?" + urlencode(authorize_params(tenant.client_id, **overrides)))
 
 
 def test_login_page_names_the_client_and_has_the_contract_fields(make_tenant):

@@ -11,9 +11,7 @@ from app.extensions import db
 from app.models import BrowserSession
 from app.services import keys as key_service
 from tests.helpers import forms, jwks_of, query_of, verify_jwt
-from tests.integration.conftest import LOGOUT_URI
-from tests.integration.test_code_flow import run_code_flow
-from tests.integration.test_hosted_login import start
+from tests.integration.helpers import LOGOUT_URI, run_code_flow, start
 
 
 def logout_url(**params):

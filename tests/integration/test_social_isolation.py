@@ -6,7 +6,7 @@ from app.extensions import db
 from app.models import Client, LinkedIdentity, User
 from app.services import idps
 from app.services.clients import get_client
-from tests.integration.conftest import PASSWORD, REDIRECT_URI, Tenant
+from tests.integration.helpers import PASSWORD, REDIRECT_URI, Tenant
 from tests.social_fakes import (
     UPSTREAM_CLIENT_ID,
     UPSTREAM_SECRET,

@@ -9,7 +9,7 @@ from app.services import idps
 from app.services import users as user_service
 from app.services.clients import get_client
 from tests.helpers import forms
-from tests.integration.conftest import PASSWORD
+from tests.integration.helpers import PASSWORD
 from tests.social_fakes import social_sign_in
 
 LINK_PAGE = "Link your Google account"

@@ -11,7 +11,7 @@ from app.models import AccessToken, AuditEvent
 from app.services import users as user_service
 from app.services.crypto import sha256_hex
 from tests.helpers import verify_jwt
-from tests.integration.test_code_flow import run_code_flow
+from tests.integration.helpers import run_code_flow
 
 
 def post(tenant, path, auth, **data):

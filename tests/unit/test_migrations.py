@@ -8,7 +8,7 @@ from flask_migrate import downgrade, upgrade
 
 from app.config import normalise_database_url
 from app.extensions import db
-from tests.conftest import PG_URL, make_app
+from tests.helpers import PG_URL, make_app
 
 
 @pytest.fixture(params=["sqlite", "postgresql"] if PG_URL else ["sqlite"])

@@ -1,0 +1,87 @@
+"""Refresh-token families: stored hashed, rotated on every use; a rotated token coming back ends its family."""
+
+from datetime import UTC, datetime
+from typing import cast
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import AccessToken, Client, RefreshToken, User
+from app.services import affected, audit
+from app.services.crypto import sha256_hex
+from app.services.tokens.denylist import deny
+
+REFRESH_TOKEN_PREFIX = "agrt_"
+
+_BY_HASH = sa.select(RefreshToken).where(RefreshToken.token_hash == sa.bindparam("digest"))
+# The single-use mark, as a plain table update (no ORM bookkeeping; the row object is not refreshed).
+_REFRESH_TOKENS = cast(sa.Table, RefreshToken.__table__)
+_USE = (
+    _REFRESH_TOKENS.update()
+    .where(
+        _REFRESH_TOKENS.c.id == sa.bindparam("row_id"),
+        _REFRESH_TOKENS.c.used_at.is_(None),
+        _REFRESH_TOKENS.c.revoked_at.is_(None),
+    )
+    .values(used_at=sa.bindparam("now"))
+)
+
+
+def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
+    """This client's refresh token, unless revoked or expired; a rotated one is returned too (see `is_rotated`)."""
+    if not isinstance(value, str) or not value:
+        return None
+    row = db.session.scalar(_BY_HASH, {"digest": sha256_hex(value)})
+    if row is None or row.client_pk != client.id or row.revoked_at is not None:
+        return None
+    if row.used_at is None and row.expires_at <= datetime.now(UTC):
+        return None
+    return row
+
+
+def is_rotated(row: RefreshToken) -> bool:
+    return row.used_at is not None
+
+
+def rotate_refresh_token(row: RefreshToken) -> bool:
+    """Mark the token used; False when another request rotated (or revoked) it first."""
+    return affected(_USE, {"row_id": row.id, "now": datetime.now(UTC)}) == 1
+
+
+def report_reuse(row: RefreshToken, client: Client) -> int:
+    """A rotated refresh token came back: someone holds a copy. End the whole family, in the caller's transaction."""
+    revoked = revoke_family(row.family_id)
+    audit.record(
+        audit.REFRESH_TOKEN_REUSED,
+        client=client,
+        user=db.session.get(User, row.user_id),
+        family=row.family_id[:8],
+        revoked=revoked,
+    )
+    return revoked
+
+
+def revoke_family(family_id: str) -> int:
+    """Revoke every refresh and opaque access token of a family, and deny its JWT access tokens."""
+    now = datetime.now(UTC)
+    rows = db.session.execute(
+        sa.select(RefreshToken.access_jti, RefreshToken.access_expires_at).where(
+            RefreshToken.family_id == family_id,
+            RefreshToken.access_jti.is_not(None),
+            RefreshToken.access_expires_at > now,
+        )
+    ).all()
+    for jti, expires_at in rows:
+        if jti and expires_at:
+            deny(jti, expires_at)
+    revoked = affected(
+        sa.update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.session.execute(
+        sa.update(AccessToken)
+        .where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return revoked
