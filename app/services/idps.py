@@ -1,4 +1,4 @@
-"""Identity providers per client (Google, GitHub, any OpenID Connect issuer) and the identities linked through them.
+"""Identity providers per client: Google, GitHub, any OpenID Connect issuer (linked accounts: identities.py).
 
 Upstream endpoints are settings of each provider with the public services as defaults, so
 GitHub Enterprise Server, a company's Keycloak or a test double is only a different URL.
