@@ -18,7 +18,7 @@ from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import PER_PAGE, client_or_404, page_number
 from app.services import NotFound, ValidationError
 from app.services import clients as client_service
-from app.services import idps as idp_service
+from app.services import identities as identity_service
 from app.services import roles as role_service
 from app.services import users as user_service
 
@@ -239,8 +239,8 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         notice=notice or {},
         descriptions={role.name: role.description for role in role_service.list_roles(client)},
         is_self=user.id == current_user.user.id,
-        identities=idp_service.list_identities(user),
-        sign_in_methods=idp_service.sign_in_methods(user),
+        identities=identity_service.list_identities(user),
+        sign_in_methods=identity_service.sign_in_methods(user),
     )
 
 

@@ -12,11 +12,12 @@ from flask import current_app
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
 
+from app.capabilities import SIGNING_ALGS
 from app.extensions import db
 from app.models import SigningKey
 from app.runtime import runtime
 from app.services import ValidationError, transaction
-from app.services.clients import ACCESS_TOKEN_LIFETIME, SIGNING_ALGS
+from app.services.clients import ACCESS_TOKEN_LIFETIME
 from app.services.crypto import decrypt, encrypt
 
 # RFC 9864 renames EdDSA to Ed25519; DESIGN.md keeps publishing EdDSA until relying parties catch up.
