@@ -37,7 +37,8 @@ def _default_client_id() -> str | None:
         return remembered
     ids = [client_id for client_id, _ in client_service.choices()]
     others = [client_id for client_id in ids if client_id != client_service.CONSOLE_CLIENT_ID]
-    return (others or ids or [None])[0]
+    candidates = others or ids
+    return candidates[0] if candidates else None
 
 
 def _go_to(endpoint: str):

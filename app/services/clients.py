@@ -3,10 +3,11 @@
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from app.capabilities import (
     AUTH_METHODS,
@@ -44,7 +45,7 @@ REFRESH_TOKEN_LIFETIME = (300, 90 * 86400)
 
 CLIENT_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]$")
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "description": "",
     "token_endpoint_auth_methods": ["client_secret_basic"],
     "grant_types": ["authorization_code", "refresh_token"],
@@ -131,7 +132,7 @@ def check_jwks(value) -> dict | None:
         if any(member in jwk for member in ("d", "p", "q", "k")):
             fail("must hold public keys only; never register a private key")
     try:
-        KeySet.import_key_set(value)
+        KeySet.import_key_set(cast(KeySetSerialization, value))
     except (JoseError, ValueError, TypeError) as exc:
         fail(f"is not a valid key set: {exc}")
     return value
@@ -236,9 +237,8 @@ def check_available(client_id: str) -> None:
 
 def choices() -> list[tuple[str, str]]:
     """Every client's (client_id, name), for a picker; two columns, no full rows."""
-    return [
-        tuple(row) for row in db.session.execute(sa.select(Client.client_id, Client.name).order_by(Client.client_id))
-    ]
+    query = sa.select(Client.client_id, Client.name).order_by(Client.client_id)
+    return [(client_id, name) for client_id, name in db.session.execute(query)]
 
 
 def totals() -> dict[str, int]:

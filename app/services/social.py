@@ -59,8 +59,8 @@ def complete(client: Client, provider: IdentityProvider, code: str, nonce: str, 
     return resolve(client, provider, finish(provider, code, nonce, code_verifier))
 
 
-def _check_enabled(user: User) -> None:
-    if not user.enabled:
+def _check_enabled(user: User | None) -> None:
+    if user is None or not user.enabled:
         raise SignInRefused("user_disabled", "This account is disabled. Ask the application's administrators.")
 
 

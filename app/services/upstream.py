@@ -18,7 +18,7 @@ from flask import current_app
 from joserfc import jwt
 from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from app.capabilities import UPSTREAM_ID_TOKEN_ALGS
 from app.models import IdentityProvider
@@ -124,7 +124,7 @@ def _cached(url: str, max_age: int, fetch, force: bool = False):
 
 def metadata(provider: IdentityProvider) -> dict:
     """The provider's OpenID Connect discovery document, checked against its configured issuer."""
-    url = provider.issuer.rstrip("/") + DISCOVERY_PATH
+    url = _configured(provider.issuer, provider, "issuer").rstrip("/") + DISCOVERY_PATH
 
     def fetch():
         document = _get_json(url, "its discovery document", provider)
@@ -161,7 +161,7 @@ def begin(provider: IdentityProvider) -> Redirect:
         endpoint = metadata(provider)["authorization_endpoint"]
         extra["nonce"] = nonce
     else:
-        endpoint = provider.web_url.rstrip("/") + "/login/oauth/authorize"
+        endpoint = _configured(provider.web_url, provider, "web address").rstrip("/") + "/login/oauth/authorize"
     # PKCE goes to every upstream: one that does not support it ignores unknown parameters (RFC 6749 3.1).
     with _session(provider) as oauth:
         url, _ = oauth.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
@@ -227,11 +227,18 @@ def _finish_oidc(provider: IdentityProvider, code: str, nonce: str, verifier: st
     )
 
 
+def _configured(value: str | None, provider: IdentityProvider, what: str) -> str:
+    """A setting the provider's kind requires (the service refuses to save a provider without it)."""
+    if not value:
+        raise UpstreamError("misconfigured", f"{provider.name} has no {what} configured.")
+    return value
+
+
 def _issuers(provider: IdentityProvider) -> set[str]:
     # Google writes its issuer with or without the scheme.
     if provider.kind == "google" and provider.issuer == GOOGLE_ISSUER:
         return {GOOGLE_ISSUER, "accounts.google.com"}
-    return {provider.issuer}
+    return {_configured(provider.issuer, provider, "issuer")}
 
 
 class IDTokenClaims(JWTClaimsRegistry):
@@ -244,13 +251,13 @@ class IDTokenClaims(JWTClaimsRegistry):
 
     def validate_sub(self, value: object) -> None:
         super().validate_sub(value)
-        if len(value) > 255:
+        if not isinstance(value, str) or len(value) > 255:
             raise InvalidClaimError("sub")
 
 
 def id_token_claims(provider: IdentityProvider, claims: dict, nonce: str) -> IDTokenClaims:
     """What the ID token must say (OIDC Core 3.1.3.7): our client among its audiences, the sign-in's nonce."""
-    options = {
+    options: dict[str, ClaimsOption] = {
         "iss": {"essential": True, "values": sorted(_issuers(provider))},
         "aud": {"essential": True, "value": provider.upstream_client_id},
         "exp": {"essential": True},
@@ -262,7 +269,7 @@ def id_token_claims(provider: IdentityProvider, claims: dict, nonce: str) -> IDT
     if isinstance(audience, list) and len(audience) > 1:
         # Several audiences: the authorized party must be us.
         options["azp"] = {"essential": True, "value": provider.upstream_client_id}
-    return IDTokenClaims(leeway=LEEWAY, **options)
+    return IDTokenClaims(None, LEEWAY, **options)
 
 
 def _is_time(value) -> bool:
@@ -309,7 +316,8 @@ def verify_id_token(provider: IdentityProvider, document: dict, id_token: str, n
 
 
 def _finish_github(provider: IdentityProvider, code: str, verifier: str) -> Profile:
-    web, api = provider.web_url.rstrip("/"), provider.api_url.rstrip("/")
+    web = _configured(provider.web_url, provider, "web address").rstrip("/")
+    api = _configured(provider.api_url, provider, "API address").rstrip("/")
     with _session(provider, token_endpoint_auth_method="client_secret_post") as oauth:
         token = _fetch_token(provider, oauth, f"{web}/login/oauth/access_token", code, verifier)
         if not token.get("access_token"):

@@ -6,6 +6,7 @@ value, or raises ValidationError with the reason; the caller files the reason un
 """
 
 import re
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from app.services import ValidationError
@@ -17,7 +18,7 @@ SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")
 PRIVATE_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+-]*(?:\.[a-z0-9+-]+)+$")
 
 
-def fail(reason: str):
+def fail(reason: str) -> NoReturn:
     raise ValidationError("value", reason)
 
 
