@@ -26,6 +26,9 @@ TOKEN_FORMATS = ("jwt", "opaque")
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
 # What a client may sign a private_key_jwt assertion with (RFC 7523).
 ASSERTION_ALGS = ("RS256", "PS256", "ES256", "EdDSA")
+# What an upstream identity provider may sign its ID tokens with: asymmetric algorithms only, since
+# an HMAC-signed ID token would be keyed with our client secret.
+UPSTREAM_ID_TOKEN_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 STANDARD_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
 CLAIMS = (

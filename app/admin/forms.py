@@ -17,8 +17,8 @@ from wtforms import (
     StringField,
 )
 
+from app.capabilities import AUTH_METHODS, GRANT_TYPES, IDP_KINDS, SIGNING_ALGS, STANDARD_SCOPES, TOKEN_FORMATS
 from app.services import ValidationError
-from app.services.clients import SIGNING_ALGS
 
 
 def sentence(label: str, reason: str) -> str:
@@ -107,6 +107,11 @@ class ProviderForm(ConsoleForm):
     link_verified_email = BooleanField("Link to an existing user with the same verified email")
 
 
+def described(values: tuple[str, ...], texts: dict) -> dict:
+    """The texts of what the server supports, in the order of `app.capabilities` (a missing one fails at import)."""
+    return {value: texts[value] for value in values}
+
+
 @dataclass(frozen=True)
 class ProviderKind:
     title: str
@@ -117,28 +122,31 @@ class ProviderKind:
     register_at: str
 
 
-PROVIDER_KINDS = {
-    "google": ProviderKind(
-        "Google",
-        "Google accounts, including Google Workspace.",
-        "Google",
-        "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID "
-        "(Web application), under Authorized redirect URIs.",
-    ),
-    "github": ProviderKind(
-        "GitHub",
-        "GitHub.com accounts, or your GitHub Enterprise Server's.",
-        "GitHub",
-        "On GitHub: Settings → Developer settings → OAuth Apps → New OAuth App, as the Authorization callback URL.",
-    ),
-    "oidc": ProviderKind(
-        "OpenID Connect",
-        "Any OpenID Connect provider, by its issuer URL: Keycloak, Okta, Microsoft Entra ID, Auth0 …",
-        "your provider",
-        "Register a confidential web application (authorization code flow) there and add this to its allowed "
-        "redirect URIs.",
-    ),
-}
+PROVIDER_KINDS = described(
+    IDP_KINDS,
+    {
+        "google": ProviderKind(
+            "Google",
+            "Google accounts, including Google Workspace.",
+            "Google",
+            "In the Google Cloud console: APIs & Services → Credentials → Create credentials → OAuth client ID "
+            "(Web application), under Authorized redirect URIs.",
+        ),
+        "github": ProviderKind(
+            "GitHub",
+            "GitHub.com accounts, or your GitHub Enterprise Server's.",
+            "GitHub",
+            "On GitHub: Settings → Developer settings → OAuth Apps → New OAuth App, as the Authorization callback URL.",
+        ),
+        "oidc": ProviderKind(
+            "OpenID Connect",
+            "Any OpenID Connect provider, by its issuer URL: Keycloak, Okta, Microsoft Entra ID, Auth0 …",
+            "your provider",
+            "Register a confidential web application (authorization code flow) there and add this to its allowed "
+            "redirect URIs.",
+        ),
+    },
+)
 
 
 class RotateKeysForm(ConsoleForm):
@@ -195,54 +203,69 @@ LABELS = {
     "require_consent": "Consent",
 }
 
-AUTH_METHOD_TEXT = {
-    "client_secret_basic": (
-        "Client secret (HTTP Basic)",
-        "The app sends its secret in the Authorization header — the usual choice for server-side apps.",
-    ),
-    "client_secret_post": (
-        "Client secret (form body)",
-        "The app sends its secret in the token request's body, for libraries that cannot set headers.",
-    ),
-    "private_key_jwt": (
-        "Private key JWT",
-        "The app signs a short-lived JWT with its own private key; you register only its public keys.",
-    ),
-    "none": (
-        "None — public client",
-        "No secret, for browser and mobile apps that cannot keep one; PKCE protects the sign-in instead.",
-    ),
-}
-GRANT_TEXT = {
-    "authorization_code": (
-        "Authorization code",
-        "Users sign in on AuthGate's page; the app gets a one-time code and exchanges it for tokens.",
-    ),
-    "refresh_token": (
-        "Refresh token",
-        "The app renews tokens without asking the user to sign in again; each refresh token works once.",
-    ),
-    "client_credentials": (
-        "Client credentials",
-        "The app gets tokens for itself, with no user involved — for services calling an API.",
-    ),
-}
-SCOPE_TEXT = {
-    "openid": "Sign users in with OpenID Connect: the app receives an ID token saying who signed in.",
-    "profile": "The user's name and username.",
-    "email": "The user's email address and whether it is verified.",
-    "roles": "The roles the user holds in this application.",
-    "offline_access": "Lets the app ask for long-lived access while the user is away.",
-}
-TOKEN_FORMAT_TEXT = {
-    "jwt": ("JWT", "Self-contained and signed: your API checks it with AuthGate's public keys, without a call."),
-    "opaque": ("Opaque", "A random string: your API asks AuthGate (introspection) each time; revoking is instant."),
-}
-SIGNING_ALG_TEXT = {
-    "RS256": ("RS256", "RSA — understood by every library. The safe default."),
-    "ES256": ("ES256", "ECDSA P-256 — smaller tokens, widely supported."),
-    "EdDSA": ("EdDSA", "Ed25519 — modern and fast; check that your library supports it."),
-}
+AUTH_METHOD_TEXT = described(
+    AUTH_METHODS,
+    {
+        "client_secret_basic": (
+            "Client secret (HTTP Basic)",
+            "The app sends its secret in the Authorization header — the usual choice for server-side apps.",
+        ),
+        "client_secret_post": (
+            "Client secret (form body)",
+            "The app sends its secret in the token request's body, for libraries that cannot set headers.",
+        ),
+        "private_key_jwt": (
+            "Private key JWT",
+            "The app signs a short-lived JWT with its own private key; you register only its public keys.",
+        ),
+        "none": (
+            "None — public client",
+            "No secret, for browser and mobile apps that cannot keep one; PKCE protects the sign-in instead.",
+        ),
+    },
+)
+GRANT_TEXT = described(
+    GRANT_TYPES,
+    {
+        "authorization_code": (
+            "Authorization code",
+            "Users sign in on AuthGate's page; the app gets a one-time code and exchanges it for tokens.",
+        ),
+        "refresh_token": (
+            "Refresh token",
+            "The app renews tokens without asking the user to sign in again; each refresh token works once.",
+        ),
+        "client_credentials": (
+            "Client credentials",
+            "The app gets tokens for itself, with no user involved — for services calling an API.",
+        ),
+    },
+)
+SCOPE_TEXT = described(
+    STANDARD_SCOPES,
+    {
+        "openid": "Sign users in with OpenID Connect: the app receives an ID token saying who signed in.",
+        "profile": "The user's name and username.",
+        "email": "The user's email address and whether it is verified.",
+        "roles": "The roles the user holds in this application.",
+        "offline_access": "Lets the app ask for long-lived access while the user is away.",
+    },
+)
+TOKEN_FORMAT_TEXT = described(
+    TOKEN_FORMATS,
+    {
+        "jwt": ("JWT", "Self-contained and signed: your API checks it with AuthGate's public keys, without a call."),
+        "opaque": ("Opaque", "A random string: your API asks AuthGate (introspection) each time; revoking is instant."),
+    },
+)
+SIGNING_ALG_TEXT = described(
+    SIGNING_ALGS,
+    {
+        "RS256": ("RS256", "RSA — understood by every library. The safe default."),
+        "ES256": ("ES256", "ECDSA P-256 — smaller tokens, widely supported."),
+        "EdDSA": ("EdDSA", "Ed25519 — modern and fast; check that your library supports it."),
+    },
+)
 
 
 @dataclass(frozen=True)

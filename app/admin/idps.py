@@ -10,6 +10,7 @@ from app.admin.people import choose, user_or_404
 from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import client_or_404
 from app.services import NotFound, ValidationError
+from app.services import identities as identity_service
 from app.services import idps as idp_service
 from app.services import roles as role_service
 
@@ -249,17 +250,17 @@ def identity_unlink(client_id, username, slug):
     client = client_or_404(client_id)
     user = user_or_404(client, username)
     provider = provider_or_404(client, slug)
-    identity = idp_service.identity_of(provider, user)
+    identity = identity_service.identity_of(provider, user)
     if identity is None:
         abort(404)
     form = ConfirmForm()
     if form.validate_on_submit():
         # Unlinked meanwhile (another tab, another admin): what was asked for is done.
         with suppress(NotFound):
-            idp_service.unlink(client.client_id, user.username, provider.slug)
+            identity_service.unlink(client.client_id, user.username, provider.slug)
         flash(f"Unlinked the {provider.name} account from {user.username}.", "success")
         return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))
-    remaining = [method for method in idp_service.sign_in_methods(user) if method != provider.slug]
+    remaining = [method for method in identity_service.sign_in_methods(user) if method != provider.slug]
     return page(
         "admin/identity_unlink.html",
         client=client,

@@ -18,7 +18,7 @@ from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import PER_PAGE, client_or_404, page_number
 from app.services import NotFound, ValidationError
 from app.services import clients as client_service
-from app.services import idps as idp_service
+from app.services import identities as identity_service
 from app.services import roles as role_service
 from app.services import users as user_service
 
@@ -37,7 +37,8 @@ def _default_client_id() -> str | None:
         return remembered
     ids = [client_id for client_id, _ in client_service.choices()]
     others = [client_id for client_id in ids if client_id != client_service.CONSOLE_CLIENT_ID]
-    return (others or ids or [None])[0]
+    candidates = others or ids
+    return candidates[0] if candidates else None
 
 
 def _go_to(endpoint: str):
@@ -239,8 +240,8 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         notice=notice or {},
         descriptions={role.name: role.description for role in role_service.list_roles(client)},
         is_self=user.id == current_user.user.id,
-        identities=idp_service.list_identities(user),
-        sign_in_methods=idp_service.sign_in_methods(user),
+        identities=identity_service.list_identities(user),
+        sign_in_methods=identity_service.sign_in_methods(user),
     )
 
 

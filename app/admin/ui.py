@@ -2,6 +2,7 @@
 
 from flask import Response, current_app, redirect, render_template, request, session
 from jinja2_fragments.flask import render_block
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.services.crypto import decrypt, encrypt
 
@@ -21,7 +22,7 @@ def page(template: str, fragments: tuple[str, ...] = (), status: int = 200, **co
     return render_template(template, **context), status
 
 
-def see_other(url: str) -> Response:
+def see_other(url: str) -> BaseResponse:
     """Redirect after a POST: 303 for a plain form; HTMX is told to load the page instead."""
     if is_htmx():
         return Response(status=200, headers={"HX-Redirect": url})

@@ -27,6 +27,7 @@ from app.admin.forms import (
     sentence,
 )
 from app.admin.ui import INVALID, hand_over_secret, page, see_other
+from app.capabilities import STANDARD_SCOPES
 from app.services import Errors, ValidationError
 from app.services import clients as client_service
 
@@ -131,7 +132,7 @@ def typed_entries(form) -> list[str]:
 def apply_preset(draft: dict, preset) -> None:
     """Take the preset's capabilities; keep the user scopes only for clients that people sign in to."""
     draft.update({name: list(v) if isinstance(v, list) else v for name, v in preset.fields.items()})
-    standard = client_service.STANDARD_SCOPES
+    standard = STANDARD_SCOPES
     custom = [scope for scope in draft["scopes"] if scope not in standard]
     if not preset.user_scopes:
         draft["scopes"] = custom
@@ -156,7 +157,7 @@ def active_preset(draft: dict) -> str | None:
 def render(draft: dict, step: int, reached: int, errors: dict, client=None, status: int = 200, typed=None):
     editing = client is not None
     action_url = url_for("admin.client_edit", client_id=client.client_id) if editing else url_for("admin.client_new")
-    custom_scopes = [s for s in draft["scopes"] if s not in client_service.STANDARD_SCOPES]
+    custom_scopes = [s for s in draft["scopes"] if s not in STANDARD_SCOPES]
     return page(
         TEMPLATE,
         FRAGMENTS,
@@ -177,7 +178,7 @@ def render(draft: dict, step: int, reached: int, errors: dict, client=None, stat
         auth_methods=AUTH_METHOD_TEXT,
         grants=GRANT_TEXT,
         scope_text=SCOPE_TEXT,
-        standard_scopes=client_service.STANDARD_SCOPES,
+        standard_scopes=STANDARD_SCOPES,
         custom_scopes=custom_scopes,
         token_formats=TOKEN_FORMAT_TEXT,
         signing_algs=SIGNING_ALG_TEXT,

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.capabilities import SIGNING_ALGS, TOKEN_FORMATS, sql_in
+from app.capabilities import RESPONSE_TYPES, SIGNING_ALGS, TOKEN_FORMATS, sql_in
 from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 
@@ -82,7 +82,7 @@ class Client(Model, ClientMixin):
         return method in self.token_endpoint_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" and "authorization_code" in self.grant_types
+        return response_type in RESPONSE_TYPES and "authorization_code" in self.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.grant_types

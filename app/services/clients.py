@@ -3,11 +3,11 @@
 import json
 import re
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from typing import Any, cast
 
 import sqlalchemy as sa
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from app.capabilities import (
     AUTH_METHODS,
@@ -23,6 +23,17 @@ from app.services import Errors, NotFound, ValidationError, transaction
 from app.services.client_cache import client_cache, find_client
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
 from app.services.pagination import Page, like_pattern, paginate
+from app.services.validation import (
+    as_list,
+    check_bool,
+    check_redirect_uris,
+    check_scopes,
+    check_seconds,
+    check_text,
+    choice,
+    fail,
+    unique,
+)
 
 CONSOLE_CLIENT_ID = "authgate-console"
 # The role that lets a user of the console's client administer AuthGate.
@@ -33,13 +44,8 @@ ACCESS_TOKEN_LIFETIME = (60, 24 * 3600)
 REFRESH_TOKEN_LIFETIME = (300, 90 * 86400)
 
 CLIENT_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]$")
-# RFC 6749 scope-token: NQCHAR, i.e. printable ASCII without space, '"' and '\'.
-SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,64}$")
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-# RFC 8252 private-use schemes for native apps are reverse domain names (com.example.app).
-PRIVATE_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+-]*(?:\.[a-z0-9+-]+)+$")
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "description": "",
     "token_endpoint_auth_methods": ["client_secret_basic"],
     "grant_types": ["authorization_code", "refresh_token"],
@@ -60,28 +66,12 @@ FIELDS = ("client_id", "name", *DEFAULTS)
 # --- field validators: each takes raw input and returns the normalised value ----------
 
 
-def _fail(reason: str):
-    raise ValidationError("value", reason)
-
-
-def _as_list(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = value.replace(",", " ").split()
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
-def _unique(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
 def check_client_id(value) -> str:
     value = (value or "").strip()
     if not value:
-        _fail("is required")
+        fail("is required")
     if not CLIENT_ID_RE.match(value):
-        _fail(
+        fail(
             "must be 3 to 64 characters: lowercase letters, digits and hyphens, "
             "starting and ending with a letter or digit"
         )
@@ -89,116 +79,41 @@ def check_client_id(value) -> str:
 
 
 def check_name(value) -> str:
-    value = (value or "").strip()
-    if not value:
-        _fail("is required")
-    if len(value) > 120:
-        _fail("must be at most 120 characters")
-    return value
+    return check_text(value, 120, required="is required")
 
 
 def check_description(value) -> str:
-    value = (value or "").strip()
-    if len(value) > 2000:
-        _fail("must be at most 2000 characters")
-    return value
+    return check_text(value, 2000)
 
 
 def check_auth_methods(value) -> list[str]:
-    methods = _unique(_as_list(value))
+    methods = unique(as_list(value))
     if not methods:
-        _fail("choose at least one authentication method")
+        fail("choose at least one authentication method")
     unknown = [m for m in methods if m not in AUTH_METHODS]
     if unknown:
-        _fail(f"unknown method {unknown[0]!r}; use one of {', '.join(AUTH_METHODS)}")
+        fail(f"unknown method {unknown[0]!r}; use one of {', '.join(AUTH_METHODS)}")
     if "none" in methods and len(methods) > 1:
-        _fail("'none' (public client) cannot be combined with other methods")
+        fail("'none' (public client) cannot be combined with other methods")
     return methods
 
 
 def check_grant_types(value) -> list[str]:
-    grants = _unique(_as_list(value))
+    grants = unique(as_list(value))
     if not grants:
-        _fail("choose at least one grant type")
+        fail("choose at least one grant type")
     unknown = [g for g in grants if g not in GRANT_TYPES]
     if unknown:
-        _fail(f"unknown grant type {unknown[0]!r}; use one of {', '.join(GRANT_TYPES)}")
+        fail(f"unknown grant type {unknown[0]!r}; use one of {', '.join(GRANT_TYPES)}")
     return grants
 
 
-def check_redirect_uri(uri: str) -> str:
-    if len(uri) > 2000:
-        _fail("must be at most 2000 characters")
-    if any(c.isspace() for c in uri) or "*" in uri:
-        _fail(f"{uri!r} must be one exact URI without spaces or wildcards")
-    parts = urlsplit(uri)
-    if not parts.scheme:
-        _fail(f"{uri!r} must be an absolute URI (https://...)")
-    if parts.fragment or uri.endswith("#"):
-        _fail(f"{uri!r} must not contain a fragment (#...)")
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        if not parts.hostname:
-            _fail(f"{uri!r} must name a host")
-        if scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-            _fail(f"{uri!r}: plain http is only allowed for localhost and 127.0.0.1; use https")
-    elif not PRIVATE_SCHEME_RE.match(scheme):
-        _fail(
-            f"{uri!r}: use https, http on localhost, or an app scheme "
-            "in reverse-domain form (com.example.app:/callback)"
-        )
-    return uri
-
-
-def check_redirect_uris(value) -> list[str]:
-    if isinstance(value, str):
-        value = value.split()
-    return _unique([check_redirect_uri(uri) for uri in _as_list(value)])
-
-
-def check_scopes(value) -> list[str]:
-    scopes = _unique(_as_list(value))
-    for scope in scopes:
-        if not SCOPE_RE.match(scope):
-            _fail(f"{scope!r} is not a valid scope: up to 64 printable characters, no quotes")
-    return scopes
-
-
-def _check_int(value, low: int, high: int, unit_hint: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        _fail("must be a whole number of seconds")
-    if not low <= number <= high:
-        _fail(f"must be between {low} and {high} seconds ({unit_hint})")
-    return number
-
-
 def check_access_token_lifetime(value) -> int:
-    return _check_int(value, *ACCESS_TOKEN_LIFETIME, "1 minute to 24 hours")
+    return check_seconds(value, *ACCESS_TOKEN_LIFETIME, "1 minute to 24 hours")
 
 
 def check_refresh_token_lifetime(value) -> int:
-    return _check_int(value, *REFRESH_TOKEN_LIFETIME, "5 minutes to 90 days")
-
-
-def check_bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "y"):
-        return True
-    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", "n", ""):
-        return False
-    _fail("must be true or false")
-
-
-def _choice(options):
-    def check(value) -> str:
-        if value not in options:
-            _fail(f"must be one of {', '.join(options)}")
-        return value
-
-    return check
+    return check_seconds(value, *REFRESH_TOKEN_LIFETIME, "5 minutes to 90 days")
 
 
 def check_jwks(value) -> dict | None:
@@ -208,18 +123,18 @@ def check_jwks(value) -> dict | None:
         try:
             value = json.loads(value)
         except ValueError:
-            _fail("must be a JSON Web Key Set")
+            fail("must be a JSON Web Key Set")
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list) or not value["keys"]:
-        _fail('must be a JSON Web Key Set: {"keys": [...]} with at least one key')
+        fail('must be a JSON Web Key Set: {"keys": [...]} with at least one key')
     for jwk in value["keys"]:
         if not isinstance(jwk, dict):
-            _fail("each key must be a JSON object")
+            fail("each key must be a JSON object")
         if any(member in jwk for member in ("d", "p", "q", "k")):
-            _fail("must hold public keys only; never register a private key")
+            fail("must hold public keys only; never register a private key")
     try:
-        KeySet.import_key_set(value)
+        KeySet.import_key_set(cast(KeySetSerialization, value))
     except (JoseError, ValueError, TypeError) as exc:
-        _fail(f"is not a valid key set: {exc}")
+        fail(f"is not a valid key set: {exc}")
     return value
 
 
@@ -235,8 +150,8 @@ VALIDATORS = {
     "access_token_lifetime": check_access_token_lifetime,
     "refresh_token_lifetime": check_refresh_token_lifetime,
     "require_pkce": check_bool,
-    "token_format": _choice(TOKEN_FORMATS),
-    "signing_alg": _choice(SIGNING_ALGS),
+    "token_format": choice(TOKEN_FORMATS),
+    "signing_alg": choice(SIGNING_ALGS),
     "require_consent": check_bool,
     "jwks": check_jwks,
 }
@@ -322,9 +237,8 @@ def check_available(client_id: str) -> None:
 
 def choices() -> list[tuple[str, str]]:
     """Every client's (client_id, name), for a picker; two columns, no full rows."""
-    return [
-        tuple(row) for row in db.session.execute(sa.select(Client.client_id, Client.name).order_by(Client.client_id))
-    ]
+    query = sa.select(Client.client_id, Client.name).order_by(Client.client_id)
+    return [(client_id, name) for client_id, name in db.session.execute(query)]
 
 
 def totals() -> dict[str, int]:

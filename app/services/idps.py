@@ -1,26 +1,23 @@
-"""Identity providers per client (Google, GitHub, any OpenID Connect issuer) and the identities linked through them.
+"""Identity providers per client: Google, GitHub, any OpenID Connect issuer (linked accounts: identities.py).
 
 Upstream endpoints are settings of each provider with the public services as defaults, so
 GitHub Enterprise Server, a company's Keycloak or a test double is only a different URL.
 """
 
 import re
-from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
 
 from app.capabilities import IDP_KINDS
 from app.extensions import db
-from app.models import Client, IdentityProvider, IdentityProviderRole, LinkedIdentity, User
-from app.services import Errors, NotFound, ValidationError, audit, transaction
-from app.services.clients import LOOPBACK_HOSTS, check_bool, check_scopes, get_client
+from app.models import Client, IdentityProvider, IdentityProviderRole, LinkedIdentity
+from app.services import Errors, NotFound, ValidationError, transaction
+from app.services.clients import get_client
 from app.services.crypto import decrypt, encrypt
 from app.services.roles import get_role
-from app.services.users import get_user
+from app.services.validation import check_base_url, check_bool, check_scopes, check_text, choice, fail
 
-KINDS = IDP_KINDS
 GOOGLE_ISSUER = "https://accounts.google.com"
 GITHUB_WEB_URL = "https://github.com"
 GITHUB_API_URL = "https://api.github.com"
@@ -36,73 +33,41 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SECRET_PURPOSE = b"idp-client-secrets"
 
-IDENTITY_LINKED = "identity_linked"
-IDENTITY_UNLINKED = "identity_unlinked"
-
-
-def _fail(reason: str):
-    raise ValidationError("value", reason)
-
 
 # --- field validators: each takes raw input and returns the normalised value ----------
 
 
-def check_kind(value) -> str:
-    if value not in KINDS:
-        _fail(f"must be one of {', '.join(KINDS)}")
-    return value
+check_kind = choice(IDP_KINDS)
 
 
 def check_slug(value) -> str:
     value = (value or "").strip()
     if not value:
-        _fail("is required for an OpenID Connect provider (it names the provider in URLs and the idp claim)")
+        fail("is required for an OpenID Connect provider (it names the provider in URLs and the idp claim)")
     if not SLUG_RE.match(value):
-        _fail("must be 1 to 64 lowercase letters, digits and hyphens, starting and ending with a letter or digit")
+        fail("must be 1 to 64 lowercase letters, digits and hyphens, starting and ending with a letter or digit")
     return value
 
 
 def check_name(value) -> str:
-    value = (value or "").strip()
-    if not value:
-        _fail("is required (it is shown on the button: Continue with <name>)")
-    if len(value) > 120:
-        _fail("must be at most 120 characters")
-    return value
+    return check_text(value, 120, required="is required (it is shown on the button: Continue with <name>)")
 
 
 def check_upstream_client_id(value) -> str:
     value = (value or "").strip()
     if not value:
-        _fail("is required: the client id this server is registered with at the provider")
+        fail("is required: the client id this server is registered with at the provider")
     if len(value) > 255 or any(c.isspace() for c in value):
-        _fail("must be at most 255 characters without spaces")
+        fail("must be at most 255 characters without spaces")
     return value
 
 
 def check_client_secret(value) -> str:
     if not isinstance(value, str) or not value.strip():
-        _fail("is required: the client secret this server is registered with at the provider")
+        fail("is required: the client secret this server is registered with at the provider")
     if len(value) > 1000:
-        _fail("must be at most 1000 characters")
+        fail("must be at most 1000 characters")
     return value.strip()
-
-
-def check_base_url(value) -> str:
-    """An upstream base URL: https, or http on a loopback host (development and tests)."""
-    value = (value or "").strip()
-    if not value:
-        _fail("is required")
-    if len(value) > 500 or any(c.isspace() for c in value):
-        _fail("must be one URL of at most 500 characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        _fail(f"{value!r} must be an absolute https URL")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        _fail(f"{value!r}: plain http is only allowed for localhost and 127.0.0.1; use https")
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        _fail(f"{value!r} must not have a query or fragment")
-    return value
 
 
 def check_issuer(value) -> str:
@@ -115,9 +80,9 @@ def check_issuer(value) -> str:
 
 def _check_provider_scopes(kind: str, scopes: list[str]) -> list[str]:
     if kind in ("google", "oidc") and "openid" not in scopes:
-        _fail("must include openid for an OpenID Connect provider")
+        fail("must include openid for an OpenID Connect provider")
     if kind == "github" and not {"user", "user:email"} & set(scopes):
-        _fail("must include user:email, which GitHub needs to show the verified email addresses")
+        fail("must include user:email, which GitHub needs to show the verified email addresses")
     return scopes
 
 
@@ -367,80 +332,3 @@ def delete_provider(client_id: str, slug: str) -> int:
         linked = identity_counts(client).get(provider.id, 0)
         db.session.delete(provider)
     return linked
-
-
-# --- linked identities -----------------------------------------------------------------
-
-
-def find_identity(provider: IdentityProvider, subject: str) -> LinkedIdentity | None:
-    """The link of an upstream account, by the upstream's subject."""
-    query = sa.select(LinkedIdentity).where(LinkedIdentity.provider_id == provider.id)
-    return db.session.scalar(query.where(LinkedIdentity.subject == subject))
-
-
-def identity_of(provider: IdentityProvider, user: User) -> LinkedIdentity | None:
-    """The user's link through this provider, if any (a user links one account per provider)."""
-    query = sa.select(LinkedIdentity).where(LinkedIdentity.provider_id == provider.id)
-    return db.session.scalar(query.where(LinkedIdentity.user_id == user.id))
-
-
-def list_identities(user: User) -> list[LinkedIdentity]:
-    """The upstream accounts linked to a user, by provider name."""
-    query = (
-        sa.select(LinkedIdentity)
-        .join(IdentityProvider, IdentityProvider.id == LinkedIdentity.provider_id)
-        .where(LinkedIdentity.user_id == user.id)
-        .order_by(IdentityProvider.name)
-    )
-    return list(db.session.scalars(query))
-
-
-def sign_in_methods(user: User) -> list[str]:
-    """How the user can sign in: "password" and the slug of each linked provider that is enabled."""
-    methods = ["password"] if user.password_hash is not None else []
-    return methods + [identity.provider.slug for identity in list_identities(user) if identity.provider.enabled]
-
-
-def identity_to_dict(identity: LinkedIdentity) -> dict:
-    return {
-        "provider": identity.provider.slug,
-        "provider_name": identity.provider.name,
-        "subject": identity.subject,
-        "email": identity.email,
-        "created_at": identity.created_at.isoformat(),
-        "last_login_at": identity.last_login_at.isoformat() if identity.last_login_at else None,
-    }
-
-
-def add_identity(provider: IdentityProvider, user: User, subject: str, email: str | None) -> LinkedIdentity:
-    """Record that an upstream account signs in as this user, in the caller's transaction."""
-    if user.client_pk != provider.client_pk:
-        raise ValidationError("user", "belongs to another client than the identity provider")
-    if find_identity(provider, subject) is not None:
-        raise ValidationError("identity", f"this {provider.name} account is already linked to a user")
-    if identity_of(provider, user) is not None:
-        raise ValidationError("identity", f"the account is already linked to another {provider.name} account")
-    identity = LinkedIdentity(
-        client_pk=provider.client_pk,
-        provider_id=provider.id,
-        user_id=user.id,
-        subject=subject,
-        email=email,
-        last_login_at=datetime.now(UTC),
-    )
-    db.session.add(identity)
-    db.session.flush()
-    return identity
-
-
-def unlink(client_id: str, username: str, slug: str) -> None:
-    """Remove the link between a user and their account at a provider; the user stays."""
-    with transaction():
-        client = get_client(client_id)
-        user = get_user(client, username)
-        provider = get_provider(client, slug)
-        identity = identity_of(provider, user)
-        if identity is None:
-            raise NotFound(f"{username!r} has no linked {provider.name} account")
-        db.session.delete(identity)
-        audit.record(IDENTITY_UNLINKED, client=client, user=user, idp=slug)

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from joserfc.errors import SecurityWarning
-from joserfc.jwk import ECKey, OKPKey, RSAKey, import_key
+from joserfc.jwk import ECKey, Key, KeyParameters, OKPKey, RSAKey, import_key
 
+from app.capabilities import SIGNING_ALGS
 from app.extensions import db
 from app.models import SigningKey
 from app.runtime import runtime
 from app.services import ValidationError, transaction
-from app.services.clients import ACCESS_TOKEN_LIFETIME, SIGNING_ALGS
+from app.services.clients import ACCESS_TOKEN_LIFETIME
 from app.services.crypto import decrypt, encrypt
 
 # RFC 9864 renames EdDSA to Ed25519; DESIGN.md keeps publishing EdDSA until relying parties catch up.
@@ -33,7 +34,7 @@ def _now() -> datetime:
 
 
 def generate_jwk(alg: str):
-    params = {"alg": alg, "use": "sig"}
+    params: KeyParameters = {"alg": alg, "use": "sig"}
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params, auto_kid=True)
     if alg == "ES256":
@@ -145,7 +146,7 @@ def to_dict(key: SigningKey, now: datetime | None = None) -> dict:
 class LoadedKey:
     kid: str
     alg: str
-    key: object  # the joserfc private key, parsed once
+    key: Key  # the joserfc private key, parsed once
     public_jwk: dict
     activates_at: datetime
     retired_at: datetime | None

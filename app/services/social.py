@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Client, IdentityProvider, User, UserRole
-from app.services import ServiceError, ValidationError, audit, idps, transaction, users
+from app.services import ServiceError, ValidationError, audit, identities, transaction, users
 from app.services.upstream import Profile, finish
 
 EMAIL_TAKEN = "email_taken"
@@ -59,8 +59,8 @@ def complete(client: Client, provider: IdentityProvider, code: str, nonce: str, 
     return resolve(client, provider, finish(provider, code, nonce, code_verifier))
 
 
-def _check_enabled(user: User) -> None:
-    if not user.enabled:
+def _check_enabled(user: User | None) -> None:
+    if user is None or not user.enabled:
         raise SignInRefused("user_disabled", "This account is disabled. Ask the application's administrators.")
 
 
@@ -68,7 +68,7 @@ def resolve(client: Client, provider: IdentityProvider, profile: Profile) -> Out
     """Apply the rules above to what the upstream said."""
     if provider.client_pk != client.id:
         raise ValueError("the provider belongs to another client")
-    identity = idps.find_identity(provider, profile.subject)
+    identity = identities.find_identity(provider, profile.subject)
     if identity is not None:
         user = db.session.get(User, identity.user_id)
         _check_enabled(user)
@@ -96,7 +96,7 @@ def resolve(client: Client, provider: IdentityProvider, profile: Profile) -> Out
 
 def link(provider: IdentityProvider, user: User, profile: Profile) -> None:
     """Link the upstream account to the user; refused when either is linked already."""
-    if idps.identity_of(provider, user) is not None:
+    if identities.identity_of(provider, user) is not None:
         raise SignInRefused(
             "already_linked",
             f"This account is already linked to another {provider.name} account. Sign in with that one, "
@@ -105,8 +105,8 @@ def link(provider: IdentityProvider, user: User, profile: Profile) -> None:
     client = db.session.get(Client, provider.client_pk)
     try:
         with transaction():
-            idps.add_identity(provider, user, profile.subject, profile.email)
-            audit.record(idps.IDENTITY_LINKED, client=client, user=user, idp=provider.slug)
+            identities.add_identity(provider, user, profile.subject, profile.email)
+            audit.record(identities.IDENTITY_LINKED, client=client, user=user, idp=provider.slug)
     except (ValidationError, sa.exc.IntegrityError):
         # Linked by a parallel request a moment ago.
         raise SignInRefused("already_linked", f"This {provider.name} account is already linked.") from None
@@ -168,8 +168,8 @@ def create_account(client: Client, provider: IdentityProvider, profile: Profile,
                 db.session.flush()
                 for role in provider.default_roles:
                     db.session.add(UserRole(client_pk=client.id, user_id=user.id, role_id=role.id))
-                idps.add_identity(provider, user, profile.subject, profile.email)
-                audit.record(idps.IDENTITY_LINKED, client=client, user=user, idp=provider.slug, created=True)
+                identities.add_identity(provider, user, profile.subject, profile.email)
+                audit.record(identities.IDENTITY_LINKED, client=client, user=user, idp=provider.slug, created=True)
         except sa.exc.IntegrityError:
             # Someone took the username (or the email) in between; try again with a fresh look.
             if attempt == 2:

@@ -8,7 +8,6 @@ azp), exp, iat and nonce. GitHub speaks plain OAuth 2; who the person is comes f
 API, and only the primary email counts, verified or not.
 """
 
-import time
 from dataclasses import dataclass
 
 import requests
@@ -17,18 +16,20 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import ClaimError, ExpiredTokenError, InvalidClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from app.capabilities import UPSTREAM_ID_TOKEN_ALGS
 from app.models import IdentityProvider
 from app.runtime import runtime
 from app.services import ServiceError
 from app.services.idps import DISCOVERY_PATH, GOOGLE_ISSUER, callback_url, client_secret_of
 
-# Asymmetric algorithms only: an HMAC-signed ID token would be keyed with our client secret.
-ID_TOKEN_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 # Clock skew allowed on the upstream's exp and iat.
 LEEWAY = 120
+# Which failure a token with several wrong or missing claims is reported as.
+CLAIM_ORDER = ("iss", "aud", "azp", "exp", "iat", "nonce", "sub")
 METADATA_MAX_AGE = 3600
 GITHUB_API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -123,7 +124,7 @@ def _cached(url: str, max_age: int, fetch, force: bool = False):
 
 def metadata(provider: IdentityProvider) -> dict:
     """The provider's OpenID Connect discovery document, checked against its configured issuer."""
-    url = provider.issuer.rstrip("/") + DISCOVERY_PATH
+    url = _configured(provider.issuer, provider, "issuer").rstrip("/") + DISCOVERY_PATH
 
     def fetch():
         document = _get_json(url, "its discovery document", provider)
@@ -160,7 +161,7 @@ def begin(provider: IdentityProvider) -> Redirect:
         endpoint = metadata(provider)["authorization_endpoint"]
         extra["nonce"] = nonce
     else:
-        endpoint = provider.web_url.rstrip("/") + "/login/oauth/authorize"
+        endpoint = _configured(provider.web_url, provider, "web address").rstrip("/") + "/login/oauth/authorize"
     # PKCE goes to every upstream: one that does not support it ignores unknown parameters (RFC 6749 3.1).
     with _session(provider) as oauth:
         url, _ = oauth.create_authorization_url(endpoint, state=state, code_verifier=verifier, **extra)
@@ -226,17 +227,75 @@ def _finish_oidc(provider: IdentityProvider, code: str, nonce: str, verifier: st
     )
 
 
+def _configured(value: str | None, provider: IdentityProvider, what: str) -> str:
+    """A setting the provider's kind requires (the service refuses to save a provider without it)."""
+    if not value:
+        raise UpstreamError("misconfigured", f"{provider.name} has no {what} configured.")
+    return value
+
+
 def _issuers(provider: IdentityProvider) -> set[str]:
     # Google writes its issuer with or without the scheme.
     if provider.kind == "google" and provider.issuer == GOOGLE_ISSUER:
         return {GOOGLE_ISSUER, "accounts.google.com"}
-    return {provider.issuer}
+    return {_configured(provider.issuer, provider, "issuer")}
+
+
+class IDTokenClaims(JWTClaimsRegistry):
+    """joserfc's claim checks, with the ID token's own: nonce a string, sub a string of at most 255 characters."""
+
+    def validate_nonce(self, value: object) -> None:
+        if not isinstance(value, str):
+            raise InvalidClaimError("nonce")
+        self.check_value("nonce", value)
+
+    def validate_sub(self, value: object) -> None:
+        super().validate_sub(value)
+        if not isinstance(value, str) or len(value) > 255:
+            raise InvalidClaimError("sub")
+
+
+def id_token_claims(provider: IdentityProvider, claims: dict, nonce: str) -> IDTokenClaims:
+    """What the ID token must say (OIDC Core 3.1.3.7): our client among its audiences, the sign-in's nonce."""
+    options: dict[str, ClaimsOption] = {
+        "iss": {"essential": True, "values": sorted(_issuers(provider))},
+        "aud": {"essential": True, "value": provider.upstream_client_id},
+        "exp": {"essential": True},
+        "iat": {"essential": True},
+        "sub": {"essential": True},
+        "nonce": {"essential": True, "value": nonce},
+    }
+    audience = claims.get("aud")
+    if isinstance(audience, list) and len(audience) > 1:
+        # Several audiences: the authorized party must be us.
+        options["azp"] = {"essential": True, "value": provider.upstream_client_id}
+    return IDTokenClaims(None, LEEWAY, **options)
+
+
+def _is_time(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _claim_failure(provider: IdentityProvider, claims: dict, error: ClaimError) -> UpstreamError:
+    """The UpstreamError for a claim joserfc refused; of several missing claims, the first in CLAIM_ORDER."""
+    names = error.claim.split(",")
+    claim = next((name for name in CLAIM_ORDER if name in names), names[0])
+    name = provider.name
+    if claim == "iss":
+        return UpstreamError("wrong_issuer", f"{name}'s ID token comes from another issuer.")
+    if claim in ("aud", "azp"):
+        return UpstreamError("wrong_audience", f"{name}'s ID token was issued to another application.")
+    if claim == "nonce":
+        return UpstreamError("wrong_nonce", f"{name}'s ID token belongs to another sign-in.")
+    if isinstance(error, ExpiredTokenError) or (claim in ("iat", "nbf") and _is_time(claims.get(claim))):
+        return UpstreamError("expired", f"{name}'s ID token has expired; check the server clocks.")
+    return UpstreamError("invalid_id_token", f"{name}'s ID token is not validly signed.")
 
 
 def verify_id_token(provider: IdentityProvider, document: dict, id_token: str, nonce: str) -> dict:
     """Check the upstream ID token: signature against its JWKS, then iss, aud/azp, exp, iat, nonce, sub."""
     offered = document.get("id_token_signing_alg_values_supported") or ["RS256"]
-    algorithms = [alg for alg in ID_TOKEN_ALGS if alg in offered] or ["RS256"]
+    algorithms = [alg for alg in UPSTREAM_ID_TOKEN_ALGS if alg in offered] or ["RS256"]
     invalid = UpstreamError("invalid_id_token", f"{provider.name}'s ID token is not validly signed.")
     try:
         try:
@@ -247,29 +306,18 @@ def verify_id_token(provider: IdentityProvider, document: dict, id_token: str, n
     except (JoseError, ValueError, TypeError, KeyError):
         raise invalid from None
     claims = decoded.claims
-    now = time.time()
-    if claims.get("iss") not in _issuers(provider):
-        raise UpstreamError("wrong_issuer", f"{provider.name}'s ID token comes from another issuer.")
-    audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if provider.upstream_client_id not in audiences or (
-        len(audiences) > 1 and claims.get("azp") != provider.upstream_client_id
-    ):
-        raise UpstreamError("wrong_audience", f"{provider.name}'s ID token was issued to another application.")
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
-        raise invalid
-    if exp + LEEWAY < now or iat - LEEWAY > now:
-        raise UpstreamError("expired", f"{provider.name}'s ID token has expired; check the server clocks.")
-    if claims.get("nonce") != nonce:
+    if not isinstance(nonce, str) or not nonce:
         raise UpstreamError("wrong_nonce", f"{provider.name}'s ID token belongs to another sign-in.")
-    if not isinstance(claims.get("sub"), str) or not claims["sub"] or len(claims["sub"]) > 255:
-        raise invalid
+    try:
+        id_token_claims(provider, claims, nonce).validate(claims)
+    except ClaimError as exc:
+        raise _claim_failure(provider, claims, exc) from None
     return claims
 
 
 def _finish_github(provider: IdentityProvider, code: str, verifier: str) -> Profile:
-    web, api = provider.web_url.rstrip("/"), provider.api_url.rstrip("/")
+    web = _configured(provider.web_url, provider, "web address").rstrip("/")
+    api = _configured(provider.api_url, provider, "API address").rstrip("/")
     with _session(provider, token_endpoint_auth_method="client_secret_post") as oauth:
         token = _fetch_token(provider, oauth, f"{web}/login/oauth/access_token", code, verifier)
         if not token.get("access_token"):

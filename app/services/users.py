@@ -93,6 +93,8 @@ def authenticate(client: Client, login: str, password: str) -> tuple[User | None
     """Check a username (or email) and password within one client; return (user, reason).
 
     The reason is for the audit log only; the person signing in sees one message for all failures.
+    A stored hash of an outdated cost is replaced in the session, not committed: it is written with
+    the caller's transaction for the sign-in.
     """
     user = find_user(client, login)
     if user is None and isinstance(login, str) and "@" in login:
@@ -106,7 +108,6 @@ def authenticate(client: Client, login: str, password: str) -> tuple[User | None
         return None, "disabled"
     if hash_cost(user.password_hash) != current_app.config["AUTHGATE_BCRYPT_ROUNDS"]:
         # The configured cost changed: upgrade the stored hash while we have the password.
-        # Left in the session: the sign-in that follows commits it.
         user.password_hash = hash_password(password)
     return user, "ok"
 

@@ -5,6 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from app import capabilities
 from app.extensions import db
 from app.models import Client, Role, User
 from app.services import clients as client_service
@@ -172,11 +173,11 @@ def test_presets_fill_in_the_capabilities(admin, preset, methods, grants):
 
 def test_every_capability_has_a_one_line_explanation(admin):
     html = text(step(admin, 1))
-    for method in client_service.AUTH_METHODS:
+    for method in capabilities.AUTH_METHODS:
         assert f'value="{method}"' in html
-    for grant in client_service.GRANT_TYPES:
+    for grant in capabilities.GRANT_TYPES:
         assert f'value="{grant}"' in html
-    assert html.count('class="option-text"') == len(client_service.AUTH_METHODS) + len(client_service.GRANT_TYPES)
+    assert html.count('class="option-text"') == len(capabilities.AUTH_METHODS) + len(capabilities.GRANT_TYPES)
 
 
 def test_going_back_keeps_what_was_typed(admin):

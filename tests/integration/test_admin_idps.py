@@ -10,7 +10,7 @@ from markupsafe import escape
 from app.extensions import db
 from app.models import AuditEvent, IdentityProvider, LinkedIdentity
 from app.services import clients as client_service
-from app.services import idps
+from app.services import identities, idps
 from app.services import users as user_service
 from tests.integration.helpers import post, set_up_console, sign_in, text
 
@@ -52,7 +52,7 @@ def github(client_id="shop", **fields):
 
 def link(username: str, slug: str, subject: str, email: str | None = None, client_id: str = "shop"):
     client = client_service.get_client(client_id)
-    identity = idps.add_identity(
+    identity = identities.add_identity(
         idps.get_provider(client, slug), user_service.get_user(client, username), subject, email
     )
     db.session.commit()

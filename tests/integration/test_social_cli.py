@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import IdentityProvider, IdentityProviderRole, LinkedIdentity
-from app.services import idps
+from app.services import identities, idps
 from app.services.clients import get_client
 
 
@@ -128,7 +128,7 @@ def test_disable_enable_update_delete(runner, web):
 def test_delete_asks_when_accounts_are_linked(runner, web, make_user):
     provider = idps.create_provider("web", "github", upstream_client_id="x", client_secret="y")
     user = make_user("web", "alice")
-    idps.add_identity(provider, user, "4242", "alice@example.com")
+    identities.add_identity(provider, user, "4242", "alice@example.com")
     db.session.commit()
     refused = run(runner, "idps", "delete", "--client", "web", "--slug", "github", input="n\n")
     assert refused.exit_code == 1 and "1 accounts are linked" in refused.output

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditEvent, LinkedIdentity, User
-from app.services import idps
+from app.services import identities as identity_service
 from app.services import users as user_service
 from app.services.clients import get_client
 from tests.helpers import forms
@@ -152,10 +152,10 @@ def test_link_form_needs_its_csrf_token(social_tenant, fakes):
 def test_unlinked_identity_no_longer_signs_in(social_tenant, fakes):
     tenant = social_tenant(google={"link_verified_email": True, "auto_create": False})
     social_sign_in(tenant, "google", fakes).exchange()
-    idps.unlink("web", "alice", "google")
+    identity_service.unlink("web", "alice", "google")
     assert identities() == []
     # Auto-linking applies again, as on the first day.
     assert social_sign_in(tenant, "google", fakes).id_token()["sub"] == tenant.user.sub
     user_service.update_user("web", "alice", email_verified=False)
-    idps.unlink("web", "alice", "google")
+    identity_service.unlink("web", "alice", "google")
     assert LINK_PAGE in social_sign_in(tenant, "google", fakes).page.text

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditEvent, LinkedIdentity, User
-from app.services import idps
+from app.services import identities, idps
 from app.services import users as user_service
 from tests.helpers import forms, verify_jwt
 from tests.social_fakes import UPSTREAM_CLIENT_ID, _s256, social_sign_in, start_sign_in
@@ -50,7 +50,7 @@ def test_first_sign_in_creates_the_user_with_default_roles(social_tenant, fakes,
     assert claims["amr"] == ["fed"] and claims["idp"] == slug
     assert claims["roles"] == ["ROLE_VIEWER"]
     assert claims["email"] == "alice@example.com" and claims["email_verified"] is True
-    (identity,) = idps.list_identities(new_user)
+    (identity,) = identities.list_identities(new_user)
     assert identity.provider.slug == slug
     assert identity.subject == {"google": "google-1001", "github": "4242"}[slug]
     kinds = [e.kind for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))]

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditEvent, IdentityProvider, IdentityProviderRole, LinkedIdentity, Role, User
-from app.services import NotFound, ValidationError, clients, idps
+from app.services import NotFound, ValidationError, clients, identities, idps
 from app.services.crypto import DecryptionError, decrypt
 
 
@@ -190,35 +190,35 @@ def alice(web, make_user):
 
 def test_identities_of_a_user_and_unlink(app, web, alice):
     google, github = create("google"), create("github")
-    idps.add_identity(github, alice, "4242", "alice@example.com")
-    idps.add_identity(google, alice, "g-1", "alice@example.com")
+    identities.add_identity(github, alice, "4242", "alice@example.com")
+    identities.add_identity(google, alice, "g-1", "alice@example.com")
     db.session.commit()
-    assert [(i.provider.slug, i.subject) for i in idps.list_identities(alice)] == [
+    assert [(i.provider.slug, i.subject) for i in identities.list_identities(alice)] == [
         ("github", "4242"),
         ("google", "g-1"),
     ]
-    assert idps.identity_to_dict(idps.list_identities(alice)[0])["provider_name"] == "GitHub"
-    assert idps.sign_in_methods(alice) == ["password", "github", "google"]
+    assert identities.identity_to_dict(identities.list_identities(alice)[0])["provider_name"] == "GitHub"
+    assert identities.sign_in_methods(alice) == ["password", "github", "google"]
     assert idps.identity_counts(web) == {google.id: 1, github.id: 1}
 
-    idps.unlink("web", "alice", "google")
-    assert [i.provider.slug for i in idps.list_identities(alice)] == ["github"]
+    identities.unlink("web", "alice", "google")
+    assert [i.provider.slug for i in identities.list_identities(alice)] == ["github"]
     assert db.session.get(User, alice.id) is not None
     event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.kind == "identity_unlinked"))
     assert event.user_id == alice.id and event.detail == {"idp": "google"}
     with pytest.raises(NotFound, match="no linked Google account"):
-        idps.unlink("web", "alice", "google")
+        identities.unlink("web", "alice", "google")
     idps.set_enabled("web", "github", False)
-    assert idps.sign_in_methods(alice) == ["password"]
+    assert identities.sign_in_methods(alice) == ["password"]
 
 
 def test_an_upstream_account_links_once_and_a_user_once_per_provider(app, web, alice, make_user):
     google = create("google")
-    idps.add_identity(google, alice, "g-1", None)
+    identities.add_identity(google, alice, "g-1", None)
     with pytest.raises(ValidationError, match="already linked to a user"):
-        idps.add_identity(google, make_user("web", "bob"), "g-1", None)
+        identities.add_identity(google, make_user("web", "bob"), "g-1", None)
     with pytest.raises(ValidationError, match="already linked to another Google account"):
-        idps.add_identity(google, alice, "g-2", None)
+        identities.add_identity(google, alice, "g-2", None)
     db.session.rollback()
 
 
@@ -226,7 +226,7 @@ def test_database_keeps_identities_unique_and_inside_the_client(app, web, shop, 
     google = create("google")
     shop_google = create("google", client_id="shop")
     carol = make_user("shop", "carol")
-    idps.add_identity(google, alice, "g-1", None)
+    identities.add_identity(google, alice, "g-1", None)
     db.session.commit()
     cases = [
         # The same upstream subject twice through one provider.
@@ -241,12 +241,12 @@ def test_database_keeps_identities_unique_and_inside_the_client(app, web, shop, 
             db.session.commit()
         db.session.rollback()
     with pytest.raises(ValidationError, match="another client"):
-        idps.add_identity(shop_google, alice, "g-4", None)
+        identities.add_identity(shop_google, alice, "g-4", None)
 
 
 def test_deleting_a_provider_unlinks_but_keeps_the_users(app, web, alice):
     google = create("google", default_roles=["ROLE_VIEWER"])
-    idps.add_identity(google, alice, "g-1", None)
+    identities.add_identity(google, alice, "g-1", None)
     db.session.commit()
     assert idps.delete_provider("web", "google") == 1
     assert count(LinkedIdentity) == 0 and count(IdentityProviderRole) == 0
@@ -254,7 +254,7 @@ def test_deleting_a_provider_unlinks_but_keeps_the_users(app, web, alice):
 
 
 def test_deleting_the_client_takes_its_providers_and_identities(app, web, alice):
-    idps.add_identity(create("google"), alice, "g-1", None)
+    identities.add_identity(create("google"), alice, "g-1", None)
     db.session.commit()
     clients.delete_client("web")
     assert count(IdentityProvider) == 0 and count(LinkedIdentity) == 0

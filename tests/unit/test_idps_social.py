@@ -10,7 +10,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 from app.extensions import db
 from app.models import LinkedIdentity, User
 from app.runtime import runtime
-from app.services import idps, social, upstream
+from app.services import identities, idps, social, upstream
 from app.services import users as user_service
 from app.services.upstream import Profile, UpstreamError
 
@@ -45,7 +45,7 @@ def test_first_sign_in_creates_a_user_with_the_default_roles(app, web):
     assert (user.username, user.email, user.email_verified) == ("alice", "alice@example.com", True)
     assert user.password_hash is None and user.last_name == "L" * 100
     assert user_service.role_names(user) == ["ROLE_VIEWER"]
-    assert [(i.provider.slug, i.subject) for i in idps.list_identities(user)] == [("google", "g-1")]
+    assert [(i.provider.slug, i.subject) for i in identities.list_identities(user)] == [("google", "g-1")]
     # The second time, the link finds the same user.
     again = social.resolve(web, provider, profile())
     assert again.user.id == user.id and not again.created
@@ -98,7 +98,7 @@ def test_link_with_password(app, web, make_user):
     assert (user, reason) == (None, "bad_password") and count(LinkedIdentity) == 0
     user, reason = social.link_with_password(web, provider, profile(), "alice@example.com", "correct horse")
     assert reason == "ok" and user.username == "alice"
-    assert idps.find_identity(provider, "g-1").user_id == user.id
+    assert identities.find_identity(provider, "g-1").user_id == user.id
 
 
 def test_a_separate_account_has_no_email(app, web, make_user):

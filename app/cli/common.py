@@ -1,0 +1,49 @@
+"""What every command group shares: the one-line error and exit code 2, JSON and table output."""
+
+import functools
+import json
+import sys
+
+import click
+
+from app.services import ServiceError
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+client_option = click.option("--client", "client_id", required=True, help="The client's client_id.")
+
+
+def fail(message: str):
+    """Print one line and exit 2, the code for bad input."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def service_errors(func):
+    """Turn a service error into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ServiceError as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip())
+
+
+def fields_out(data: dict, width: int) -> None:
+    """One `key: value` line per field, lists space-separated, for `show` commands."""
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = " ".join(value) or "-"
+        click.echo(f"{key + ':':{width}} {value}")
