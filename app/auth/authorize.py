@@ -72,7 +72,7 @@ def _identify_client():
 
 
 def _redirect_error(redirect_uri: str, error: OAuth2Error, state: str | None):
-    params = [("error", error.error)]
+    params: list[tuple[str, str]] = [("error", str(error.error))]
     if error.description:
         params.append(("error_description", error.description))
     if state:
@@ -107,8 +107,8 @@ def authorize():
     max_age = request.values.get("max_age")
     if max_age is not None:
         if not max_age.isdigit():
-            error = InvalidRequestError("max_age must be a whole number of seconds.")
-            return _redirect_error(redirect_uri, error, state)
+            invalid = InvalidRequestError("max_age must be a whole number of seconds.")
+            return _redirect_error(redirect_uri, invalid, state)
         if user and not signed_in_now and time.time() - browser_session.auth_time > int(max_age):
             need_login = True
     if need_login:

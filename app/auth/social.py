@@ -105,7 +105,7 @@ def _signed_in(client: Client, provider: IdentityProvider, user: User, rid: str,
 
 def _pending_link(rid: str, client: Client, slug: str) -> dict | None:
     """The link request this page serves, with its profile, if it is for this sign-in and fresh."""
-    entry = session.get(LINK)
+    entry = session.get(LINK) or {}
     try:
         if (entry["rid"], entry["client_id"], entry["slug"]) != (rid, client.client_id, slug):
             return None

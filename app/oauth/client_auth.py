@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 class PrivateKeyJWT(JWTBearerClientAssertion):
     """private_key_jwt: the client signs an assertion with a key it registered."""
 
-    CLIENT_AUTH_METHOD = "private_key_jwt"
+    # The stubs mark it Final; Authlib's docs name the method by overriding it.
+    CLIENT_AUTH_METHOD = "private_key_jwt"  # type: ignore[misc]
     MAX_LIFETIME = 3600
     # joserfc decodes only its "recommended" algorithms unless told; discovery advertises these.
     ALGORITHMS = list(ASSERTION_ALGS)

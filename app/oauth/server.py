@@ -64,7 +64,8 @@ def init_app(app) -> None:
     authorization = Server()
     app.extensions["authgate_authorization"] = authorization
     authorization.init_app(app, query_client=query_client, save_token=save_token)
-    authorization.register_token_generator("default", generate_token)
+    # Authlib calls any callable with these arguments; the stubs ask for its BearerTokenGenerator.
+    authorization.register_token_generator("default", generate_token)  # type: ignore[arg-type]
     authorization.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
@@ -75,5 +76,6 @@ def init_app(app) -> None:
     authorization.register_extension(Issuer())
     protector = Protector()
     protector.register_token_validator(AccessTokenValidator())
-    authorization.register_endpoint(Userinfo(resource_protector=protector))
+    # UserInfoEndpoint is an endpoint to Authlib; its stub does not derive it from Endpoint.
+    authorization.register_endpoint(Userinfo(resource_protector=protector))  # type: ignore[arg-type]
     app.extensions["authgate_resource_protector"] = protector
