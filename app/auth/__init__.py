@@ -1,4 +1,4 @@
-"""Hosted pages: sign-in, consent, sign-out and social login."""
+"""Hosted pages: the authorization endpoint, sign-in, consent, sign-out and social login."""
 
 from flask import Blueprint
 

@@ -26,8 +26,7 @@ def logout():
 
 
 def _end_browser_sessions(end_request) -> None:
-    """End this browser's sign-ins the validated logout request names: the client's, and the
-    session its id_token_hint carries; without a client, every sign-in in this browser."""
+    """End the sign-ins a validated logout names: the client's and its hint's, or all in this browser."""
     client = end_request.client
     if client is None:
         sessions.end(browser.forget_all_logins())

@@ -40,8 +40,8 @@ def no_request():
 
 
 def committed(view):
-    """Run a hosted page's view in one transaction: what it wrote (audit events, a sign-in, a
-    password rehash) is committed once at its end, whatever it answers; an exception rolls it back."""
+    """Run a hosted page's view in one transaction, committed at its end whatever it answers."""
+    # What a page writes (audit events, a sign-in, a password rehash) lasts; an exception rolls it back.
 
     @functools.wraps(view)
     def run(*args, **kwargs):

@@ -109,11 +109,10 @@ class Revocation(RevocationEndpoint):
 
 
 class EndSession(EndSessionEndpoint):
-    """RP-initiated logout: validates the request and decides the redirect.
+    """RP-initiated logout: validate the request and decide the redirect."""
 
-    The browser's sign-ins live in the hosted pages' cookie; the hosted logout page
-    (app/auth/logout.py) ends them once this endpoint has validated the request.
-    """
+    # The browser's sign-ins live in the hosted pages' cookie; the hosted logout page
+    # (app/auth/logout.py) ends them once this endpoint has validated the request.
 
     def get_server_jwks(self):
         return KeySet.import_key_set({"keys": [k.public_jwk for k in keyring().published()]})

@@ -8,19 +8,20 @@ from werkzeug.datastructures import EnvironHeaders
 
 
 class _Headers(EnvironHeaders):
-    """The request's headers. Never empty (a request names its Host), so truth needs no count:
-    Authlib's `headers or {}` would otherwise walk the whole WSGI environ to count them."""
+    """The request's headers, true without counting them."""
+
+    # Never empty (a request names its Host); Authlib's `headers or {}` would otherwise walk the
+    # whole WSGI environ to count them.
 
     def __bool__(self) -> bool:
         return True
 
 
 class _ShortUrl:
-    """A Flask request as Authlib's Flask adapters read it, with `url` cut to scheme, host and path.
+    """A Flask request as Authlib's Flask adapters read it, with `url` cut to scheme, host and path."""
 
-    That is all Authlib uses the URL for (refusing plain HTTP to a non-loopback host), while
-    Werkzeug's `request.url` rebuilds the full IRI, query included, on every request.
-    """
+    # That is all Authlib uses the URL for (refusing plain HTTP to a non-loopback host), while
+    # Werkzeug's `request.url` rebuilds the full IRI, query included, on every request.
 
     __slots__ = ("_request", "headers", "method", "url")
 
@@ -62,11 +63,10 @@ class JsonRequest(FlaskJsonRequest):
 
 
 class Protector(ResourceProtector):
-    """Authlib's Flask resource protector, validating our JsonRequest.
+    """Authlib's Flask resource protector, validating our JsonRequest."""
 
-    Authlib builds its FlaskJsonRequest inside `acquire_token` and offers no hook to make
-    another; this is its `acquire_token` with that one line changed (tests/unit pins the rest).
-    """
+    # Authlib builds its FlaskJsonRequest inside `acquire_token` and offers no hook to make
+    # another; this is its `acquire_token` with that one line changed (tests/unit pins the rest).
 
     def acquire_token(self, scopes=None, **kwargs):
         kwargs["scopes"] = scopes

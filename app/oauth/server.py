@@ -52,10 +52,8 @@ class Server(AuthorizationServer):
 
 
 def init_app(app) -> None:
-    """Build this app's Authlib server; `app.extensions.authorization` proxies to it.
-
-    The discovery document is validated here, once: a broken one stops the start.
-    """
+    """Build this app's Authlib server; `app.extensions.authorization` proxies to it."""
+    # The discovery document is validated here, once: a broken one stops the start.
     try:
         validated_metadata(app.config["AUTHGATE_ISSUER"])
     except ValueError as error:

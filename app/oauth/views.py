@@ -14,12 +14,10 @@ from app.services.keys import keyring
 
 
 def one_transaction(respond) -> Response:
-    """Answer with `respond()` and commit what it wrote, once, whatever the status.
-
-    A failing request may have written something that must last: a replayed code or a reused
-    refresh token revokes its family, an assertion's jti is spent. An exception rolls all back.
-    A request that touched no table (a JWT for a cached client) has no session: nothing to do.
-    """
+    """Answer with `respond()`, then commit what it wrote once, whatever the status."""
+    # A failing request may have written what must last: a replayed code or a reused refresh
+    # token revokes its family, an assertion's jti is spent. An exception rolls all back. A
+    # request that touched no table (a JWT for a cached client) has no session: no work at all.
     try:
         response = respond()
     except BaseException:
