@@ -22,7 +22,7 @@ from app.auth import browser
 from app.extensions import db, login_manager
 from app.models import User
 from app.oauth.inprocess import redeem_code
-from app.services import audit, commit, sessions
+from app.services import audit, committed, sessions
 from app.services import users as user_service
 from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, find_client
 
@@ -131,6 +131,7 @@ def login():
 
 
 @bp.get("/callback")
+@committed
 def callback():
     pending = session.pop(PENDING, None)
     state = request.args.get("state", "")
@@ -151,7 +152,6 @@ def callback():
     code = None
     if console is not None:
         code = redeem_code(request.args.get("code", ""), console, _callback_uri(), pending["verifier"])
-        commit()  # the code is used up, or a replay revoked what it issued
     if code is None or code.session_id is None:
         return _problem("This sign-in has expired", "The sign-in code was used or is too old. Sign in again.", 400)
     user = db.session.get(User, code.user_id)
@@ -166,12 +166,12 @@ def callback():
 
 
 @bp.post("/logout")
+@committed
 def logout():
     console = find_client(CONSOLE_CLIENT_ID)
     ended = {browser.forget_login(console), current_user.get_id()}
     sessions.end([sid for sid in ended if sid], console)
     audit.record(audit.LOGOUT, client=console, user=current_user.user, ip=request.remote_addr)
-    commit()
     logout_user()
     return redirect(url_for("admin.signed_out"), 303)
 

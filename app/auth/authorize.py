@@ -10,9 +10,9 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import current_app, redirect, request, url_for
 
 from app.auth import bp, browser
-from app.auth.pending import committed, error_page
+from app.auth.pending import error_page
 from app.extensions import authorization, csrf
-from app.services import sessions
+from app.services import committed, sessions
 from app.services.client_cache import cached_client
 
 

@@ -7,9 +7,9 @@ from wtforms import ValidationError as CSRFValidationError
 
 from app.auth import bp, browser
 from app.auth.forms import LogoutForm
-from app.auth.pending import committed, error_page
+from app.auth.pending import error_page
 from app.extensions import authorization, csrf
-from app.services import audit, sessions
+from app.services import audit, committed, sessions
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -1,13 +1,11 @@
 """What every hosted page of a sign-in shares: the parked authorization request it serves, and its error pages."""
 
-import functools
 from urllib.parse import parse_qs
 
 from flask import render_template, request
 
 from app.auth import browser
 from app.models import Client
-from app.services import transaction
 from app.services.client_cache import cached_client
 
 FAILED_LOGIN = "Invalid username or password."
@@ -37,15 +35,3 @@ def no_request():
         "This page is part of signing in to an application, and that sign-in has "
         "expired or was never started. Go back to the application and sign in again.",
     )
-
-
-def committed(view):
-    """Run a hosted page's view in one transaction, committed at its end whatever it answers."""
-    # What a page writes (audit events, a sign-in, a password rehash) lasts; an exception rolls it back.
-
-    @functools.wraps(view)
-    def run(*args, **kwargs):
-        with transaction():
-            return view(*args, **kwargs)
-
-    return run

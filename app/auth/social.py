@@ -12,9 +12,9 @@ from flask import redirect, render_template, request, session, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import LinkForm, SeparateAccountForm
-from app.auth.pending import FAILED_LOGIN, committed, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, no_request, pending_request
 from app.models import Client, IdentityProvider, User
-from app.services import audit, idps, sessions, social
+from app.services import audit, committed, idps, sessions, social
 from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 

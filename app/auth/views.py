@@ -6,8 +6,8 @@ from flask import redirect, render_template, request, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import ConsentForm, LoginForm
-from app.auth.pending import FAILED_LOGIN, committed, no_request, pending_request
-from app.services import audit, idps, sessions
+from app.auth.pending import FAILED_LOGIN, no_request, pending_request
+from app.services import audit, committed, idps, sessions
 from app.services import users as user_service
 
 SCOPE_TEXT = {

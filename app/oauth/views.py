@@ -5,27 +5,12 @@ import json
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from flask import Response, current_app, request
 
-from app.extensions import authorization, csrf, db
+from app.extensions import authorization, csrf
 from app.oauth import bp
 from app.oauth.discovery import metadata
 from app.runtime import runtime
-from app.services import commit
+from app.services import committed
 from app.services.keys import keyring
-
-
-def one_transaction(respond) -> Response:
-    """Answer with `respond()`, then commit what it wrote once, whatever the status."""
-    # A failing request may have written what must last: a replayed code or a reused refresh
-    # token revokes its family, an assertion's jti is spent. An exception rolls all back. A
-    # request that touched no table (a JWT for a cached client) has no session: no work at all.
-    try:
-        response = respond()
-    except BaseException:
-        if db.session.registry.has():
-            db.session.rollback()
-        raise
-    commit()
-    return response
 
 
 def _repeated_parameter():
@@ -39,10 +24,11 @@ def _repeated_parameter():
 
 @bp.post("/oauth2/token")
 @csrf.exempt
+@committed
 def token():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return one_transaction(authorization.create_token_response)
+    return authorization.create_token_response()
 
 
 @bp.route("/oauth2/userinfo", methods=["GET", "POST"])
@@ -56,18 +42,20 @@ def userinfo():
 
 @bp.post("/oauth2/introspect")
 @csrf.exempt
+@committed
 def introspect():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return one_transaction(lambda: authorization.create_endpoint_response("introspection"))
+    return authorization.create_endpoint_response("introspection")
 
 
 @bp.post("/oauth2/revoke")
 @csrf.exempt
+@committed
 def revoke():
     if (refused := _repeated_parameter()) is not None:
         return refused
-    return one_transaction(lambda: authorization.create_endpoint_response("revocation"))
+    return authorization.create_endpoint_response("revocation")
 
 
 def _document(body: bytes, cache_control: str, stamp=None) -> Response:

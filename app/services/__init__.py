@@ -5,6 +5,7 @@ is one transaction: it commits on success and rolls back on any error, leaving n
 half-made.
 """
 
+import functools
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -61,10 +62,27 @@ class Errors:
             raise ValidationError(self.errors)
 
 
-def commit() -> None:
-    """End an endpoint's unit of work: commit what it wrote; no work at all when it touched no table."""
-    if db.session.registry.has() and db.session().in_transaction():
-        db.session.commit()
+def committed(endpoint):
+    """Run an endpoint as one unit of work, committed at its end whatever it answers.
+
+    What an endpoint writes on the way to an error answer is deliberate and must last (a replayed
+    code revokes what it issued, a failed sign-in is audited); an exception rolls everything back.
+    A request that touched no table (a JWT for a cached client) costs nothing: no session is made.
+    """
+
+    @functools.wraps(endpoint)
+    def run(*args, **kwargs):
+        try:
+            response = endpoint(*args, **kwargs)
+        except BaseException:
+            if db.session.registry.has():
+                db.session.rollback()
+            raise
+        if db.session.registry.has() and db.session().in_transaction():
+            db.session.commit()
+        return response
+
+    return run
 
 
 def affected(statement: sa.Executable, params: dict[str, Any] | None = None) -> int:
