@@ -46,13 +46,8 @@ def record(
     return event
 
 
-def recent(kinds: tuple[str, ...], limit: int = 20) -> list[AuditEvent]:
-    query = sa.select(AuditEvent).where(AuditEvent.kind.in_(kinds)).order_by(AuditEvent.id.desc()).limit(limit)
-    return list(db.session.scalars(query))
-
-
 def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[AuditEvent, str | None]]:
-    """`recent` with each event's client_id (None once the client is gone), in one query."""
+    """The latest events of these kinds, each with its client_id (None once the client is gone), in one query."""
     query = (
         sa.select(AuditEvent, Client.client_id)
         .outerjoin(Client, Client.id == AuditEvent.client_pk)

@@ -20,7 +20,7 @@ from app.services import ValidationError, transaction
 from app.services.clients import ACCESS_TOKEN_LIFETIME
 from app.services.crypto import decrypt, encrypt
 
-# RFC 9864 renames EdDSA to Ed25519; DESIGN.md keeps publishing EdDSA until relying parties catch up.
+# RFC 9864 renames EdDSA to Ed25519; AuthGate keeps publishing EdDSA until relying parties catch up.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
 PURPOSE = b"signing-keys"
