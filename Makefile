@@ -19,7 +19,7 @@ run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://loca
 # One process per core by default; every AUTHGATE_* variable in the environment applies.
 serve: PORT ?= 8000
 serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT), $(AUTHGATE_WORKERS) workers
-	$(FLASK) init
+	AUTHGATE_DB_WAIT_SECONDS=$${AUTHGATE_DB_WAIT_SECONDS:-30} $(FLASK) init
 	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
 		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -51,13 +51,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
 
-    from app import cli
+    from app import cli, errors
+    from app.health import bp as health_bp
 
+    app.register_blueprint(health_bp)
     cli.register(app)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok", version=__version__)
+    errors.init_app(app)
 
     @app.after_request
     def security_headers(response):

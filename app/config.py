@@ -53,6 +53,15 @@ def _secret_key(env, instance_path: Path, environment: str) -> str:
     return key
 
 
+def engine_options(database_url: str) -> dict:
+    """SQL parameters never appear in error messages (they may be token hashes); PostgreSQL
+    connections give up after 5 s instead of the operating system's minutes."""
+    options: dict = {"hide_parameters": True}
+    if database_url.startswith("postgres"):
+        options["connect_args"] = {"connect_timeout": 5}
+    return options
+
+
 def load(instance_path: str, env=None, overrides=None) -> dict:
     """Build the Flask config mapping from the environment; `overrides` win over it."""
     env = os.environ if env is None else env
@@ -69,6 +78,9 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_ENV": environment,
         "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(env, instance, environment),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        # Seconds `flask init` waits for an unreachable database before giving up (make serve: 30).
+        "AUTHGATE_DB_WAIT_SECONDS": _int(env, "AUTHGATE_DB_WAIT_SECONDS", 0, 0, 600),
         "AUTHGATE_ISSUER": issuer,
         "AUTHGATE_ADMIN_PASSWORD": env.get("AUTHGATE_ADMIN_PASSWORD") or None,
         # bcrypt cost for user passwords; hashes are upgraded on login when it changes.

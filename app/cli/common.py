@@ -3,30 +3,40 @@
 import functools
 import json
 import sys
+from typing import NoReturn
 
 import click
+import sqlalchemy as sa
 
+from app.errors import database_unavailable, describe
+from app.health import DatabaseUnreachable, database_name
 from app.services import ServiceError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 client_option = click.option("--client", "client_id", required=True, help="The client's client_id.")
 
 
-def fail(message: str):
-    """Print one line and exit 2, the code for bad input."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line and exit; 2 is the code for bad input."""
     click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def service_errors(func):
-    """Turn a service error into one line on stderr and exit code 2."""
+    """Turn a service error into one line on stderr and exit code 2; an unreachable database into exit code 1."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except DatabaseUnreachable as exc:
+            fail(str(exc), 1)
         except ServiceError as exc:
             fail(str(exc))
+        except sa.exc.SQLAlchemyError as exc:
+            if not database_unavailable(exc):
+                raise
+            fail(f"cannot reach the database {database_name()}: {describe(exc)}", 1)
 
     return wrapper
 

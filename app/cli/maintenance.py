@@ -6,6 +6,7 @@ import click
 from flask import current_app
 
 from app.cli.common import service_errors
+from app.health import wait_for_database
 from app.services import clients as client_service
 from app.services import keys as key_service
 from app.services import roles as role_service
@@ -22,6 +23,7 @@ def init_command(admin_password):
     """Migrate the database, create signing keys and the console admin (idempotent)."""
     from flask_migrate import upgrade
 
+    wait_for_database(current_app.config["AUTHGATE_DB_WAIT_SECONDS"])
     upgrade()
     made = key_service.ensure_keys()
     issuer = current_app.config["AUTHGATE_ISSUER"]
@@ -69,6 +71,7 @@ def init_command(admin_password):
 
 
 @click.command("purge")
+@service_errors
 def purge_command():
     """Delete expired codes, tokens, sessions and deny-list entries (run it daily from cron)."""
     from app.services import tokens as token_service

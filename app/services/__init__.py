@@ -6,6 +6,7 @@ half-made.
 """
 
 import functools
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -91,11 +92,21 @@ def affected(statement: sa.Executable, params: dict[str, Any] | None = None) -> 
 
 
 @contextmanager
-def transaction():
-    """Commit what the block wrote, or roll all of it back."""
+def transaction(conflict: Callable[[], object] | None = None):
+    """Commit what the block wrote, or roll all of it back.
+
+    A unique key the database enforces settles a race between two writers; `conflict` turns the
+    loser's IntegrityError into the service's own ValidationError: it runs after the rollback,
+    checks again (now seeing the winner's row) and raises. Any other violation is re-raised.
+    """
     try:
         yield db.session
         db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        if conflict is not None:
+            conflict()
+        raise
     except BaseException:
         db.session.rollback()
         raise

@@ -284,7 +284,7 @@ def to_dict(client: Client) -> dict:
 def create_client(**fields) -> tuple[Client, str | None]:
     """Register a client; return it with its secret, which is shown only now."""
     clean = validate_client(fields)
-    with transaction():
+    with transaction(conflict=lambda: check_available(clean["client_id"])):
         check_available(clean["client_id"])
         client = Client(**clean)
         secret = None

@@ -231,6 +231,14 @@ def _set_default_roles(provider: IdentityProvider, client: Client, names: list[s
         db.session.add(IdentityProviderRole(client_pk=client.id, provider_id=provider.id, role_id=role_id))
 
 
+def _check_slug_free(client_id: str, slug: str) -> Client:
+    """The client, if it has no identity provider with this slug yet."""
+    client = get_client(client_id)
+    if find_provider(client, slug) is not None:
+        raise ValidationError("slug", f"client {client_id!r} already has an identity provider {slug!r}")
+    return client
+
+
 def create_provider(
     client_id: str,
     kind: str,
@@ -276,10 +284,8 @@ def create_provider(
         del fields["issuer"]
     clean = _validate(kind, fields, errors)
     errors.raise_if_any()
-    with transaction():
-        client = get_client(client_id)
-        if find_provider(client, slug) is not None:
-            raise ValidationError("slug", f"client {client_id!r} already has an identity provider {slug!r}")
+    with transaction(conflict=lambda: _check_slug_free(client_id, slug)):
+        client = _check_slug_free(client_id, slug)
         secret = clean.pop("client_secret")
         roles = clean.pop("default_roles")
         provider = IdentityProvider(

@@ -1,6 +1,7 @@
 """Signing keys: generation, rotation without breaking relying parties, and the per-process key ring."""
 
 import json
+import logging
 import threading
 import time
 import warnings
@@ -23,6 +24,7 @@ from app.services.crypto import decrypt, encrypt
 # RFC 9864 renames EdDSA to Ed25519; AuthGate keeps publishing EdDSA until relying parties catch up.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
+log = logging.getLogger("authgate.keys")
 PURPOSE = b"signing-keys"
 # A retired key stays published until every token it signed has expired: the longest
 # token lifetime (24 h) plus a margin for clock skew.
@@ -176,8 +178,20 @@ class KeyRing:
         if time.monotonic() - self._loaded_at >= self.refresh_seconds:
             with self._lock:
                 if time.monotonic() - self._loaded_at >= self.refresh_seconds:
-                    self._load()
+                    self._reload()
         return self._keys
+
+    def _reload(self) -> None:
+        """Re-read the keys; while the database is unreachable, keep signing with the ones we have."""
+        try:
+            self._load()
+        except sa.exc.SQLAlchemyError:
+            db.session.rollback()
+            if not self._keys:
+                raise
+            # Degraded: try again in a second, and meanwhile serve the keys read before.
+            self._loaded_at = time.monotonic() - self.refresh_seconds + 1
+            log.warning("signing keys could not be re-read; using the %d loaded before", len(self._keys))
 
     def _load(self) -> None:
         secret_key = current_app.config["SECRET_KEY"]

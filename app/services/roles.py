@@ -78,15 +78,21 @@ def holder_counts(client: Client) -> dict[int, int]:
     return dict(db.session.execute(query).all())
 
 
+def _check_role_free(client_id: str, name: str) -> Client:
+    """The client, if it has no role of this name yet."""
+    client = get_client(client_id)
+    if find_role(client, name) is not None:
+        raise ValidationError("name", f"client {client_id!r} already has a role {name!r}")
+    return client
+
+
 def create_role(client_id: str, name: str, description: str = "") -> Role:
     errors = Errors()
     name = errors.check("name", check_role_name, name)
     description = errors.check("description", check_description, description)
     errors.raise_if_any()
-    with transaction():
-        client = get_client(client_id)
-        if find_role(client, name) is not None:
-            raise ValidationError("name", f"client {client_id!r} already has a role {name!r}")
+    with transaction(conflict=lambda: _check_role_free(client_id, name)):
+        client = _check_role_free(client_id, name)
         role = Role(client_pk=client.id, name=name, description=description)
         db.session.add(role)
         db.session.flush()

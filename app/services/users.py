@@ -256,7 +256,7 @@ def create_user(
     if password is not None:
         errors.check("password", check_password, password, username)
     errors.raise_if_any()
-    with transaction():
+    with transaction(conflict=lambda: _ensure_unique(client, username, email)):
         client = get_client(client_id)
         _ensure_unique(client, username, email)
         user = User(
@@ -296,7 +296,12 @@ def update_user(client_id: str, username: str, **changes) -> User:
         if flag in changes:
             clean[flag] = bool(changes[flag])
     errors.raise_if_any()
-    with transaction():
+
+    def email_taken() -> None:
+        client = get_client(client_id)
+        _ensure_unique(client, None, clean.get("email"), get_user(client, username))
+
+    with transaction(conflict=email_taken):
         client = get_client(client_id)
         user = get_user(client, username)
         if "email" in clean:
