@@ -11,6 +11,7 @@ minute, so an outage does not fill the disk. Log lines name the exception and it
 never SQL parameters (the engine hides them), tokens, secrets or passwords.
 """
 
+import itertools
 import logging
 import re
 import secrets
@@ -49,14 +50,21 @@ class RequestIds:
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
+        # Unique, not secret: a random prefix per process and a counter (no system call per request).
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count(1)
 
     def __call__(self, environ, start_response):
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _SANE_ID.match(incoming) else secrets.token_hex(8)
+        incoming = environ.get("HTTP_X_REQUEST_ID")
+        if incoming is not None and _SANE_ID.match(incoming):
+            request_id = incoming
+        else:
+            request_id = f"{self._prefix}{next(self._counter):08x}"
         environ[_ENVIRON_KEY] = request_id
+        header = (REQUEST_ID_HEADER, request_id)
 
         def start(status, headers, exc_info=None):
-            headers.append((REQUEST_ID_HEADER, request_id))
+            headers.append(header)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start)
