@@ -18,8 +18,8 @@ class DatabaseUnreachable(ServiceError):
 
 
 def database_name() -> str:
-    """The database's URL without its password, for messages."""
-    return db.engine.url.set(password=None).render_as_string(hide_password=False)
+    """The database's URL with its password masked, for messages."""
+    return db.engine.url.render_as_string(hide_password=True)
 
 
 def check_database() -> str | None:

@@ -67,6 +67,7 @@ def clients_create(public, auth_methods, as_json, jwks, **options):
 @clients_cli.command("list")
 @click.option("--search")
 @json_option
+@service_errors
 def clients_list(search, as_json):
     """List clients."""
     page = client_service.list_clients(search, per_page=10_000)

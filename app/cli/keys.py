@@ -12,6 +12,7 @@ keys_cli = AppGroup("keys", help="Signing keys.")
 
 @keys_cli.command("list")
 @json_option
+@service_errors
 def keys_list(as_json):
     """List signing keys with their state (next, active, retired, expired)."""
     rows = [key_service.to_dict(k) for k in key_service.list_keys()]
