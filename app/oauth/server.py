@@ -76,4 +76,3 @@ def init_app(app) -> None:
     protector.register_token_validator(AccessTokenValidator())
     # UserInfoEndpoint is an endpoint to Authlib; its stub does not derive it from Endpoint.
     authorization.register_endpoint(Userinfo(resource_protector=protector))  # type: ignore[arg-type]
-    app.extensions["authgate_resource_protector"] = protector
