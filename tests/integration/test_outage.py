@@ -270,6 +270,8 @@ def test_an_outage_and_the_recovery(cluster, served, caplog):
             break
         time.sleep(0.2)
     assert ready.status_code == 200, ready.text
+    recovered_after = RECOVERY_SECONDS - (deadline - time.monotonic())
+    print(f"OUTAGE recovery: /readyz 200 {recovered_after:.2f} s after the cluster was back")
     granted = after("opaque client_credentials", client_credentials(opaque_machine))
     assert granted.status_code == 200, granted.text
     assert after("introspect", introspect(opaque_machine, granted.json()["access_token"])).json()["active"] is True
