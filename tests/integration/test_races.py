@@ -224,6 +224,112 @@ def test_authorization_code_losers_at_the_update_revoke_what_it_issued(app, make
     assert_family_ended(tenant, assert_one_winner(responses))
 
 
+# --- two requests ending one family at once (PostgreSQL) --------------------------------------
+#
+# Seen in a full run: of 20 parallel refreshes one got 503, PostgreSQL having aborted it for a
+# deadlock between two losers. A loser at the single-use UPDATE keeps the row lock it took to
+# re-check the row (READ COMMITTED re-checks a concurrently updated row by locking it), then
+# denies the family's JWT ids; a loser that saw the used token denies those ids first and then
+# updates the family's rows. Here the two orders are forced, step by step, through the services
+# the refresh grant calls.
+
+
+def in_thread(app, steps: list, errors: list):
+    """Run `steps` in a thread with its own app context (so its own session and connection)."""
+
+    def run():
+        with app.app_context():
+            try:
+                for step in steps:
+                    step()
+                db.session.commit()
+            except Exception as error:
+                errors.append(error)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for_lock_waiters(app, count: int) -> None:
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as watcher:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()[0]
+            if waiting >= count:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} sessions came to wait for a lock")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (PostgreSQL): revoke_family denies JWT ids before it locks the family's rows, while a loser "
+    "of the single-use UPDATE already holds the presented row: two losers deadlock and one answers 503",
+)
+def test_two_losers_ending_one_family_do_not_deadlock(app, database, make_tenant):
+    if database.kind != "postgresql":
+        pytest.skip("SQLite admits one writer at a time: nothing can deadlock")
+    from app.services import tokens
+    from app.services.client_cache import find_client
+
+    tenant = make_tenant(client_id="jwt-web", token_format="jwt")
+    token, _ = run_code_flow(tenant, tenant.session())
+    presented = token["refresh_token"]
+
+    def found():
+        client = find_client("jwt-web")
+        return client, tokens.find_refresh_token(presented, client)
+
+    steps = {name: threading.Event() for name in ("winner_rotated", "winner_commit", "loser_lost", "loser_go")}
+    errors: list = []
+    lost: list = []
+
+    def winner_rotates():
+        _, row = found()
+        assert tokens.rotate_refresh_token(row)
+        steps["winner_rotated"].set()
+        assert steps["winner_commit"].wait(TIMEOUT)
+
+    loser: dict = {}
+
+    def loser_reads_then_loses():
+        assert steps["winner_rotated"].wait(TIMEOUT)
+        loser["client"], loser["row"] = found()  # still unused: the winner has not committed
+        lost.append(not tokens.rotate_refresh_token(loser["row"]))  # waits for the winner, then loses
+        steps["loser_lost"].set()
+        assert steps["loser_go"].wait(TIMEOUT)
+
+    def loser_reports():
+        tokens.report_reuse(loser["row"], loser["client"])  # what RefreshTokenGrant.save_token does next
+
+    def late_loser_reports():
+        client, row = found()
+        assert tokens.is_rotated(row)  # what authenticate_refresh_token sees after the winner's commit
+        tokens.report_reuse(row, client)
+
+    winner = in_thread(app, [winner_rotates], errors)
+    first = in_thread(app, [loser_reads_then_loses, loser_reports], errors)
+    wait_for_lock_waiters(app, 1)  # the first loser waits for the winner's row
+    steps["winner_commit"].set()
+    winner.join(TIMEOUT)
+    assert steps["loser_lost"].wait(TIMEOUT) and lost == [True]
+    second = in_thread(app, [late_loser_reports], errors)
+    wait_for_lock_waiters(app, 1)  # the late loser denied the ids and waits for the row the first one holds
+    steps["loser_go"].set()
+    first.join(TIMEOUT)
+    second.join(TIMEOUT)
+
+    assert errors == []
+    assert introspect(tenant, token["access_token"]) == {"active": False}
+
+
 # --- one username, created many times at once ----------------------------------------------
 
 
