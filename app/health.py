@@ -18,8 +18,9 @@ class DatabaseUnreachable(ServiceError):
 
 
 def database_name() -> str:
-    """The database's URL with its password masked, for messages."""
-    return db.engine.url.render_as_string(hide_password=True)
+    """The database's URL without its password, for messages."""
+    # URL.set(password=None) would keep the password: None means "unchanged" there.
+    return db.engine.url._replace(password=None).render_as_string(hide_password=False)
 
 
 def check_database() -> str | None:

@@ -63,6 +63,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if getattr(self.request, "code_used", False):
             return
         if not tokens.consume_code(authorization_code):
+            # Lost the race: the winner's tokens are committed by now. A code used twice revokes what
+            # it issued (RFC 6749 4.1.2), whichever request came second; committed with the error.
+            tokens.revoke_replayed(tokens.reread(authorization_code), self.request.client)
             raise InvalidGrantError("The authorization code was already used.")
 
     def authenticate_user(self, authorization_code):

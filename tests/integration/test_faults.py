@@ -143,4 +143,4 @@ def test_the_cli_reports_an_unreachable_database_in_one_line(tmp_path):
 def test_messages_name_the_database_without_its_password():
     app = make_app("postgresql://authgate:hunter2@127.0.0.1:1/authgate")
     with app.app_context():
-        assert database_name() == "postgresql+psycopg://authgate:***@127.0.0.1:1/authgate"
+        assert database_name() == "postgresql+psycopg://authgate@127.0.0.1:1/authgate"

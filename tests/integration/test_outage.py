@@ -303,12 +303,6 @@ def test_flask_init_gives_up_on_an_unreachable_database_in_one_line(init_without
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: app.health.database_name() keeps the password: SQLAlchemy's URL.set(password=None) means "
-    "'leave the password as it is', so `flask init` (and every CLI command that cannot reach the database) "
-    "prints it on stderr",
-)
 def test_flask_init_names_the_database_without_its_password(init_without_database):
     port, result = init_without_database
     assert PG_PASSWORD not in result.stderr + result.stdout

@@ -32,6 +32,7 @@ from app.services.tokens.codes import (
     find_code,
     is_expired,
     new_code,
+    reread,
     revoke_replayed,
     store_code,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "new_code",
     "purge_expired",
     "report_reuse",
+    "reread",
     "revoke",
     "revoke_family",
     "revoke_replayed",

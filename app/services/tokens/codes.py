@@ -85,6 +85,12 @@ def consume_code(row: AuthorizationCode) -> bool:
     return affected(_USE, {"row_id": row.id, "now": datetime.now(UTC)}) == 1
 
 
+def reread(row: AuthorizationCode) -> AuthorizationCode:
+    """The code's row as committed now (after losing the race to use it, the winner's tokens show)."""
+    db.session.refresh(row)
+    return row
+
+
 def revoke_replayed(row: AuthorizationCode, client: Client) -> None:
     """A used code came back: revoke what it issued and record the event, in the caller's transaction."""
     if row.family_id:

@@ -44,8 +44,21 @@ def is_rotated(row: RefreshToken) -> bool:
 
 
 def rotate_refresh_token(row: RefreshToken) -> bool:
-    """Mark the token used; False when another request rotated (or revoked) it first."""
-    return affected(_USE, {"row_id": row.id, "now": datetime.now(UTC)}) == 1
+    """Mark the token used; False when another request rotated (or revoked) it first.
+
+    On PostgreSQL the losing UPDATE still locks the row it re-checked, and the loser goes on to
+    revoke the family: holding that lock while others do the same deadlocks. The attempt runs in
+    a savepoint that a loser rolls back, which releases the lock.
+    """
+    params = {"row_id": row.id, "now": datetime.now(UTC)}
+    if db.session.get_bind().dialect.name != "postgresql":
+        return affected(_USE, params) == 1  # SQLite has no row locks: one writer at a time
+    savepoint = db.session.begin_nested()
+    if affected(_USE, params) == 1:
+        savepoint.commit()
+        return True
+    savepoint.rollback()
+    return False
 
 
 def report_reuse(row: RefreshToken, client: Client) -> int:
@@ -62,17 +75,21 @@ def report_reuse(row: RefreshToken, client: Client) -> int:
 
 
 def revoke_family(family_id: str) -> int:
-    """Revoke every refresh and opaque access token of a family, and deny its JWT access tokens."""
+    """Revoke every refresh and opaque access token of a family, and deny its JWT access tokens.
+
+    The family's rows are locked first, in one order: parallel revocations of one family (the
+    losers of a refresh race, parallel replays of a code) then run one after the other instead of
+    each waiting for a deny-list row or a token row the other holds.
+    """
     now = datetime.now(UTC)
     rows = db.session.execute(
-        sa.select(RefreshToken.access_jti, RefreshToken.access_expires_at).where(
-            RefreshToken.family_id == family_id,
-            RefreshToken.access_jti.is_not(None),
-            RefreshToken.access_expires_at > now,
-        )
+        sa.select(RefreshToken.access_jti, RefreshToken.access_expires_at)
+        .where(RefreshToken.family_id == family_id)
+        .order_by(RefreshToken.id)
+        .with_for_update()
     ).all()
-    for jti, expires_at in rows:
-        if jti and expires_at:
+    for jti, expires_at in sorted(rows, key=lambda r: r[0] or ""):
+        if jti and expires_at and expires_at > now:
             deny(jti, expires_at)
     revoked = affected(
         sa.update(RefreshToken)
