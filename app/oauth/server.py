@@ -4,7 +4,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import request as flask_request
 
 from app.models import Client
-from app.oauth.client_auth import PrivateKeyJWT
+from app.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from app.oauth.discovery import validated_metadata
 from app.oauth.endpoints import AccessTokenValidator, EndSession, Introspection, Issuer, Revocation, Userinfo
 from app.oauth.grants import (
@@ -15,14 +15,14 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
+from app.oauth.params import find_client
 from app.oauth.requests import JsonRequest, OAuth2Request, Protector
 from app.services import tokens
-from app.services.client_cache import cached_client
 
 
 def query_client(client_id: str) -> Client | None:
     """Called by Authlib to find a client: from this worker's short cache, else one indexed query."""
-    return cached_client(client_id)
+    return find_client(client_id)
 
 
 def save_token(token: dict, request) -> None:
@@ -64,6 +64,8 @@ def init_app(app) -> None:
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     # Authlib calls any callable with these arguments; the stubs ask for its BearerTokenGenerator.
     authorization.register_token_generator("default", generate_token)  # type: ignore[arg-type]
+    # Replaces Authlib's own, which fails with a 500 on a malformed Basic header.
+    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
