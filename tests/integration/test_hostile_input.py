@@ -3,6 +3,7 @@
 import base64
 import json
 import time
+from urllib.parse import urlencode
 
 import pytest
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
@@ -11,7 +12,7 @@ from joserfc.jwk import ECKey
 from werkzeug.datastructures import MultiDict
 
 from tests.helpers import forms
-from tests.integration.helpers import REDIRECT_URI
+from tests.integration.helpers import REDIRECT_URI, authorize_params
 
 ISSUER = "http://localhost:5000"  # tests.helpers.make_app's
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -176,3 +177,11 @@ def test_a_nul_in_the_sign_in_form_is_refused_as_invalid_input(http):
     (form,) = forms(login.get_data(as_text=True))
     response = http.post("/login", data={**form.fields, "username": "al\x00ice", "password": "x\x00"})
     assert response.status_code == 200 and "NUL" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("host", ["[", "a b", ""])
+def test_an_invalid_host_header_is_a_bad_request(http, host):
+    token = http.post("/oauth2/token", data={"grant_type": "client_credentials"}, headers={"Host": host})
+    assert error_of(token, 400) == "invalid_request"
+    page = http.get("/oauth2/authorize?" + urlencode(authorize_params("web")), headers={"Host": host})
+    assert page.status_code == 400 and page.mimetype == "text/html"
