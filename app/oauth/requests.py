@@ -2,11 +2,9 @@
 
 from authlib.integrations.flask_oauth2 import ResourceProtector, token_authenticated
 from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest, FlaskOAuth2Request
-from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import g
 from flask import request as flask_request
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.exceptions import BadRequest
 
 
 class _Headers(EnvironHeaders):
@@ -54,13 +52,7 @@ class OAuth2Request(FlaskOAuth2Request):
     """Authlib's Flask request for the token, authorize and endpoint requests."""
 
     def __init__(self, request):
-        # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host (Werkzeug
-        # gives an empty host for an invalid Host header), by raising its error here, where no
-        # Authlib endpoint catches it. A bad request: JSON on the machine endpoints, a page elsewhere.
-        try:
-            super().__init__(_ShortUrl(request))
-        except InsecureTransportError:
-            raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
+        super().__init__(_ShortUrl(request))
 
 
 class JsonRequest(FlaskJsonRequest):

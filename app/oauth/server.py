@@ -1,7 +1,9 @@
 """Authlib wiring: builds the app's authorization server and resource protector from the protocol modules."""
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import request as flask_request
+from werkzeug.exceptions import BadRequest
 
 from app.models import Client
 from app.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
@@ -45,7 +47,14 @@ class Server(AuthorizationServer):
     """Authlib's Flask server, making our request adapters."""
 
     def create_oauth2_request(self, request):
-        return OAuth2Request(flask_request)
+        # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host
+        # (Werkzeug gives an empty host for an invalid Host header), by raising its error from the
+        # request's constructor, where none of its endpoints catch it: a bad request instead, JSON
+        # on the machine endpoints and the error page on the hosted ones (app/errors.py).
+        try:
+            return OAuth2Request(flask_request)
+        except InsecureTransportError:
+            raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
 
     def create_json_request(self, request):
         return JsonRequest(flask_request)
