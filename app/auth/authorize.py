@@ -127,6 +127,12 @@ def authorize():
     if (refused := _unsupported(request.values)) is not None:
         return _redirect_error(redirect_uri, refused, state)
     query = _request_query()
+    if len(query) > browser.MAX_PENDING_CHARS:
+        # It could not wait in the cookie for the sign-in (browsers drop cookies over about 4 KB).
+        too_long = InvalidRequestError(
+            f"The authorization request is longer than {browser.MAX_PENDING_CHARS} characters."
+        )
+        return _redirect_error(redirect_uri, too_long, state)
     rid = request.args.get("rid")
     pending = browser.get_pending(rid)
     if pending is not None and pending["query"] != query:

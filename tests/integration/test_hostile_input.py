@@ -2,6 +2,7 @@
 
 import base64
 import json
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -185,3 +186,21 @@ def test_an_invalid_host_header_is_a_bad_request(http, host):
     assert error_of(token, 400) == "invalid_request"
     page = http.get("/oauth2/authorize?" + urlencode(authorize_params("web")), headers={"Host": host})
     assert page.status_code == 400 and page.mimetype == "text/html"
+
+
+def test_a_huge_authorization_request_is_refused_before_it_is_parked(http):
+    # A request waits for the sign-in in the session cookie, which browsers cap at about 4 KB.
+    query = urlencode(authorize_params("web", login_hint=secrets.token_urlsafe(4000)))
+    response = http.get(f"/oauth2/authorize?{query}")
+    assert response.status_code == 302, response.get_data()[:300]
+    assert response.headers["Location"].startswith(REDIRECT_URI)
+    assert "error=invalid_request" in response.headers["Location"]
+
+
+def test_parked_requests_make_way_for_a_new_one_rather_than_outgrow_the_cookie(http):
+    # Under filterwarnings=error, Werkzeug's "cookie is too large" warning would fail the request.
+    for _ in range(4):
+        query = urlencode(authorize_params("web", login_hint=secrets.token_urlsafe(1400)))
+        response = http.get(f"/oauth2/authorize?{query}")
+        assert response.status_code == 302 and "/login?rid=" in response.headers["Location"]
+    assert http.get(response.headers["Location"]).status_code == 200  # the newest one is still parked
