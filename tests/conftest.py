@@ -5,9 +5,11 @@ The schema is built once per database from the Alembic migrations (with signing 
 truncated PostgreSQL tables with the template keys put back.
 """
 
+import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Helper modules are not test modules, so pytest would not rewrite their asserts: register them
 # before anything imports them, so a failing helper assert reports its values as a test's would.
@@ -21,6 +23,18 @@ from app.models import SigningKey  # noqa: E402
 from tests.helpers import PG_URL, make_app  # noqa: E402
 
 DATABASES = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+# Hypothesis: "ci" (the default) keeps each property test to a bounded number of examples, with no
+# per-example deadline (PostgreSQL round trips vary) and no example database written to the work
+# tree; "fuzz" (HYPOTHESIS_PROFILE=fuzz) digs longer. The property tests take the function-scoped
+# `app`, on purpose: one app (and database) for all of a test's examples.
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile(
+    "fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def migrate_and_seed(database_url: str) -> list[dict]:

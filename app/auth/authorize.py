@@ -5,15 +5,25 @@ from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from flask import current_app, redirect, request, url_for
 
 from app.auth import bp, browser
 from app.auth.pending import error_page
+from app.capabilities import RESPONSE_MODES, RESPONSE_TYPES
 from app.extensions import authorization, csrf
+from app.oauth.params import find_client, malformed, quoted
 from app.services import committed, sessions
-from app.services.client_cache import cached_client
+
+# max_age is a number of seconds; more digits than this are not a lifetime (and int() refuses
+# strings of thousands of digits).
+MAX_AGE_DIGITS = 12
 
 
 def _request_query() -> str:
@@ -29,7 +39,7 @@ def _identify_client():
     if len(client_ids) != 1 or not client_ids[0]:
         why = "repeats client_id" if client_ids else "has no client_id"
         return None, None, ("This sign-in link is broken", f"The application's request {why}.")
-    client = cached_client(client_ids[0])
+    client = find_client(client_ids[0])
     if client is None:
         return (
             None,
@@ -71,6 +81,31 @@ def _identify_client():
     return client, default, None
 
 
+def _unsupported(values) -> OAuth2Error | None:
+    """What the request asks that this server does not do, checked before Authlib reads the request."""
+    if (refused := malformed(values)) is not None:
+        return refused
+    # OIDC Core 6: request objects are not supported, by value or by reference.
+    if "request" in values:
+        return RequestNotSupportedError("Request objects (the 'request' parameter) are not supported.")
+    if "request_uri" in values:
+        return RequestURINotSupportedError("The 'request_uri' parameter is not supported.")
+    response_mode = values.get("response_mode")
+    if response_mode is not None and response_mode not in RESPONSE_MODES:
+        return InvalidRequestError(
+            f"response_mode must be one of {', '.join(RESPONSE_MODES)}, not {quoted(response_mode)}."
+        )
+    # Authlib's own error for this quotes the value in its description, and refuses (with a
+    # ValueError) a description with quotes or non-ASCII text in it.
+    response_type = values.get("response_type")
+    if not response_type:
+        return UnsupportedResponseTypeError(response_type, description="The request has no response_type.")
+    if response_type not in RESPONSE_TYPES:
+        why = f"The response type {quoted(response_type)} is not supported by the server."
+        return UnsupportedResponseTypeError(response_type, description=why)
+    return None
+
+
 def _redirect_error(redirect_uri: str, error: OAuth2Error, state: str | None):
     params: list[tuple[str, str]] = [("error", str(error.error))]
     if error.description:
@@ -89,7 +124,15 @@ def authorize():
     if problem:
         return error_page(*problem)
     state = request.values.get("state")
+    if (refused := _unsupported(request.values)) is not None:
+        return _redirect_error(redirect_uri, refused, state)
     query = _request_query()
+    if len(query) > browser.MAX_PENDING_CHARS:
+        # It could not wait in the cookie for the sign-in (browsers drop cookies over about 4 KB).
+        too_long = InvalidRequestError(
+            f"The authorization request is longer than {browser.MAX_PENDING_CHARS} characters."
+        )
+        return _redirect_error(redirect_uri, too_long, state)
     rid = request.args.get("rid")
     pending = browser.get_pending(rid)
     if pending is not None and pending["query"] != query:
@@ -106,7 +149,7 @@ def authorize():
     need_login = user is None or ("login" in prompts and not signed_in_now)
     max_age = request.values.get("max_age")
     if max_age is not None:
-        if not max_age.isdigit():
+        if not (max_age.isascii() and max_age.isdigit() and len(max_age) <= MAX_AGE_DIGITS):
             invalid = InvalidRequestError("max_age must be a whole number of seconds.")
             return _redirect_error(redirect_uri, invalid, state)
         if user and not signed_in_now and time.time() - browser_session.auth_time > int(max_age):

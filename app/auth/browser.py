@@ -18,6 +18,8 @@ LOGINS = "logins"
 PENDING = "pending"
 MAX_PENDING = 5
 PENDING_LIFETIME = 1800
+# Browsers drop a cookie over about 4 KB: the parked queries together stay under this many characters.
+MAX_PENDING_CHARS = 2500
 
 
 def current_login(client: Client) -> tuple[BrowserSession, User] | None:
@@ -58,6 +60,9 @@ def add_pending(query: str, client_id: str) -> str:
     for rid in sorted(pending, key=lambda r: pending[r]["created"])[: max(0, len(pending) - MAX_PENDING + 1)]:
         del pending[rid]
     rid = secrets.token_urlsafe(12)
+    # The oldest requests give way while the queries would not fit in the cookie.
+    while pending and len(query) + sum(len(item["query"]) for item in pending.values()) > MAX_PENDING_CHARS:
+        del pending[min(pending, key=lambda r: pending[r]["created"])]
     pending[rid] = {"query": query, "client_id": client_id, "created": now}
     session[PENDING] = pending
     return rid

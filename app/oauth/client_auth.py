@@ -1,8 +1,10 @@
-"""private_key_jwt client authentication (RFC 7523): the client signs an assertion with a key it registered."""
+"""Client authentication: HTTP Basic read strictly, and private_key_jwt (RFC 7523) with a key the client registered."""
 
+import base64
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -12,9 +14,44 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from app.capabilities import ASSERTION_ALGS
+from app.oauth.params import error_text, has_nul
 from app.services import tokens
 
 log = logging.getLogger(__name__)
+
+
+def basic_credentials(headers) -> tuple[str, str] | None:
+    """The client_id and secret of an `Authorization: Basic` header (RFC 6749 2.3.1); None without one."""
+    # Authlib's reader raises (UnicodeDecodeError, ValueError) for a header that is empty after
+    # the scheme, not ASCII or not UTF-8 once decoded: a 500. A Basic header that does not carry
+    # "id:secret" is a failed authentication with the scheme the client used (RFC 6749 5.2).
+    scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip()).decode("utf-8")
+    except ValueError:  # binascii.Error, non-ASCII input and UnicodeDecodeError are all ValueErrors
+        decoded = ""
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id:
+        raise InvalidClientError(
+            status_code=401, description="The Authorization header is not valid Basic credentials."
+        )
+    return unquote(client_id), unquote(secret)
+
+
+def authenticate_client_secret_basic(query_client, request):
+    """client_secret_basic, as Authlib's, with the header read by `basic_credentials`."""
+    credentials = basic_credentials(request.headers)
+    if credentials is None:
+        return None
+    client_id, secret = credentials
+    if not secret:
+        return None
+    client = query_client(client_id)
+    if client is None:
+        raise InvalidClientError(status_code=401, description="The client does not exist on this server.")
+    return client if client.check_client_secret(secret) else None
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -35,21 +72,38 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidRequestError("The client has no registered keys.")
         return KeySet.import_key_set(client.jwks)
 
+    def extract_assertion(self, assertion):
+        """Authlib's, refusing an assertion whose header or claims nest too deep to parse."""
+        # Authlib reads the unverified claims (for `sub`) with json.loads, which raises
+        # RecursionError, not ValueError, for deeply nested JSON.
+        try:
+            return super().extract_assertion(assertion)
+        except RecursionError:
+            raise InvalidClientError(description="Invalid JWT assertion.") from None
+
     def process_assertion_claims(self, assertion, resolve_key):
         """Authlib's, with the algorithms this server accepts (Authlib decodes without a list)."""
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=self.ALGORITHMS)
         except JoseError as e:
             log.debug("Assertion Error: %r", e)
-            raise InvalidClientError(description=e.description) from e
+            # joserfc's description may quote the assertion's header (`crit`, `alg`).
+            raise InvalidClientError(description=error_text(e.description)) from e
+        except RecursionError:
+            raise InvalidClientError(description="Invalid JWT assertion.") from None
         self.verify_claims(token.claims)
-        if token.claims["exp"] - time.time() > self.MAX_LIFETIME:
-            raise InvalidClientError(description="The assertion must expire within an hour.")
         return token.claims
 
     def validate_jti(self, claims, jti):
         """Refuse a replayed assertion; remember each jti until the assertion expires."""
+        # Called by verify_claims once exp is a number: bound it before it becomes a date (a far
+        # future one, or NaN, which json.loads accepts, would not convert), and keep a key the
+        # deny-list can store.
+        if not claims["exp"] - time.time() <= self.MAX_LIFETIME:
+            raise InvalidClientError(description="The assertion must expire within an hour.")
         key = f"assertion:{claims['sub']}:{jti}"[:128]
+        if has_nul(key):
+            raise InvalidClientError(description="The assertion's jti holds a NUL character.")
         expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
         # Insert-or-ignore: of two requests with one assertion, only the first gets True. The
         # endpoint commits also when it answers with an error, so a failing request keeps it used.

@@ -11,6 +11,7 @@ from flask import current_app, g
 from joserfc.jwk import KeySet
 
 from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS, TOKEN_TYPE_HINTS
+from app.oauth.params import quoted
 from app.services import tokens
 from app.services.client_cache import cached_client
 from app.services.keys import keyring
@@ -64,8 +65,14 @@ class Userinfo(UserInfoEndpoint):
 
 
 class UnsupportedTokenType(UnsupportedTokenTypeError):
-    # RFC 7009 returns it as an RFC 6749 error response: 400, not Authlib's 401.
+    # RFC 7009 returns it as an RFC 6749 error response: 400, not Authlib's 401 with a challenge.
     status_code = 400
+
+    def __init__(self, description: str):
+        # Authlib's takes (auth_type, realm) for a WWW-Authenticate challenge, not a description:
+        # passed one, it sent no error_description and put the caller's hint in a response header.
+        super().__init__()
+        self.description = description
 
 
 def check_token_params(request) -> None:
@@ -73,7 +80,7 @@ def check_token_params(request) -> None:
         raise InvalidRequestError("Missing 'token' in request.")
     hint = request.form.get("token_type_hint")
     if hint and hint not in TOKEN_TYPE_HINTS:
-        raise UnsupportedTokenType(f"token_type_hint must be access_token or refresh_token, not {hint!r}.")
+        raise UnsupportedTokenType(f"token_type_hint must be access_token or refresh_token, not {quoted(hint)}.")
 
 
 class Introspection(IntrospectionEndpoint):
@@ -118,7 +125,12 @@ class EndSession(EndSessionEndpoint):
         return KeySet.import_key_set({"keys": [k.public_jwk for k in keyring().published()]})
 
     def _validate_id_token_hint(self, id_token_hint):
-        claims = super()._validate_id_token_hint(id_token_hint)
+        try:
+            claims = super()._validate_id_token_hint(id_token_hint)
+        except (RecursionError, ValueError):
+            # Deeply nested JSON in the hint's header (json.loads raises RecursionError), or a
+            # joserfc error quoting the header in text Authlib refuses as an error description.
+            raise InvalidRequestError("The id_token_hint is not a valid ID token.") from None
         if claims.get("iss") != issuer():
             raise InvalidRequestError("The id_token_hint was not issued here.")
         return claims

@@ -1,10 +1,12 @@
 """Authlib wiring: builds the app's authorization server and resource protector from the protocol modules."""
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import request as flask_request
+from werkzeug.exceptions import BadRequest
 
 from app.models import Client
-from app.oauth.client_auth import PrivateKeyJWT
+from app.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from app.oauth.discovery import validated_metadata
 from app.oauth.endpoints import AccessTokenValidator, EndSession, Introspection, Issuer, Revocation, Userinfo
 from app.oauth.grants import (
@@ -15,14 +17,14 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
+from app.oauth.params import find_client
 from app.oauth.requests import JsonRequest, OAuth2Request, Protector
 from app.services import tokens
-from app.services.client_cache import cached_client
 
 
 def query_client(client_id: str) -> Client | None:
     """Called by Authlib to find a client: from this worker's short cache, else one indexed query."""
-    return cached_client(client_id)
+    return find_client(client_id)
 
 
 def save_token(token: dict, request) -> None:
@@ -45,7 +47,14 @@ class Server(AuthorizationServer):
     """Authlib's Flask server, making our request adapters."""
 
     def create_oauth2_request(self, request):
-        return OAuth2Request(flask_request)
+        # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host
+        # (Werkzeug gives an empty host for an invalid Host header), by raising its error from the
+        # request's constructor, where none of its endpoints catch it: a bad request instead, JSON
+        # on the machine endpoints and the error page on the hosted ones (app/errors.py).
+        try:
+            return OAuth2Request(flask_request)
+        except InsecureTransportError:
+            raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
 
     def create_json_request(self, request):
         return JsonRequest(flask_request)
@@ -64,6 +73,8 @@ def init_app(app) -> None:
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     # Authlib calls any callable with these arguments; the stubs ask for its BearerTokenGenerator.
     authorization.register_token_generator("default", generate_token)  # type: ignore[arg-type]
+    # Replaces Authlib's own, which fails with a 500 on a malformed Basic header.
+    authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])

@@ -2,31 +2,28 @@
 
 import json
 
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from flask import Response, current_app, request
 
 from app.extensions import authorization, csrf
 from app.oauth import bp
 from app.oauth.discovery import metadata
+from app.oauth.params import malformed
 from app.runtime import runtime
 from app.services import committed
 from app.services.keys import keyring
 
 
-def _repeated_parameter():
-    """RFC 6749 3.2: request parameters must not be included more than once."""
-    for name in request.form:
-        if len(request.form.getlist(name)) > 1:
-            error = InvalidRequestError(f"The '{name}' parameter is repeated.")
-            return authorization.handle_error_response(None, error)
-    return None
+def _malformed_parameters():
+    """Refuse a repeated body parameter (RFC 6749 3.2) or a NUL in any parameter, before Authlib reads them."""
+    error = malformed(request.values, once=request.form)
+    return None if error is None else authorization.handle_error_response(None, error)
 
 
 @bp.post("/oauth2/token")
 @csrf.exempt
 @committed
 def token():
-    if (refused := _repeated_parameter()) is not None:
+    if (refused := _malformed_parameters()) is not None:
         return refused
     return authorization.create_token_response()
 
@@ -44,7 +41,7 @@ def userinfo():
 @csrf.exempt
 @committed
 def introspect():
-    if (refused := _repeated_parameter()) is not None:
+    if (refused := _malformed_parameters()) is not None:
         return refused
     return authorization.create_endpoint_response("introspection")
 
@@ -53,7 +50,7 @@ def introspect():
 @csrf.exempt
 @committed
 def revoke():
-    if (refused := _repeated_parameter()) is not None:
+    if (refused := _malformed_parameters()) is not None:
         return refused
     return authorization.create_endpoint_response("revocation")
 

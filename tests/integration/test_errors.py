@@ -57,6 +57,18 @@ REDIRECT_ERRORS = [
     pytest.param({"prompt": "none"}, "login_required", id="prompt none without session"),
     pytest.param({"prompt": "none login"}, "invalid_request", id="prompt none with login"),
     pytest.param({"max_age": "soon"}, "invalid_request", id="bad max_age"),
+    pytest.param({"max_age": "\u00b2"}, "invalid_request", id="max_age a superscript digit"),
+    pytest.param({"max_age": "9" * 5000}, "invalid_request", id="max_age too many digits"),
+    # What this server does not support (OIDC Core 3.1.2.6, 6): refused, never ignored.
+    pytest.param({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported", id="request object"),
+    pytest.param({"request_uri": "https://rp.example/request.jwt"}, "request_uri_not_supported", id="request_uri"),
+    pytest.param({"response_mode": "fragment"}, "invalid_request", id="response_mode fragment"),
+    pytest.param({"response_mode": "form_post"}, "invalid_request", id="response_mode form_post"),
+    pytest.param({"response_mode": 'qu"ery\u00e9'}, "invalid_request", id="response_mode junk"),
+    # Hostile values: answered as errors, not 500s.
+    pytest.param({"response_type": 'co"de\u00e9'}, "unsupported_response_type", id="response_type with a quote"),
+    pytest.param({"nonce": "n\x00nce"}, "invalid_request", id="NUL in nonce"),
+    pytest.param({"scope": "openid\x00"}, "invalid_request", id="NUL in scope"),
 ]
 
 
@@ -71,6 +83,21 @@ def test_errors_after_the_redirect_uri_is_trusted_go_back_to_the_client(make_ten
     params = query_of(location)
     assert params["error"] == error
     assert params["state"] == "xyz" and params["iss"] == tenant.url
+
+
+def test_response_mode_query_is_accepted(make_tenant):
+    tenant = make_tenant()
+    query = urlencode(authorize_params(response_mode="query"))
+    response = requests.get(f"{tenant.url}/oauth2/authorize?{query}", allow_redirects=False, timeout=5)
+    assert response.status_code == 302 and "/login?rid=" in response.headers["Location"]
+
+
+def test_a_client_id_with_a_nul_is_an_unknown_application(make_tenant):
+    tenant = make_tenant()
+    query = urlencode(authorize_params("web\x00"))
+    response = requests.get(f"{tenant.url}/oauth2/authorize?{query}", allow_redirects=False, timeout=5)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "No application is registered" in response.text
 
 
 def test_repeated_scope_is_refused(make_tenant):

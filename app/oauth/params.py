@@ -1,0 +1,55 @@
+"""What a request's parameters must be before the protocol reads them, and error text built from them."""
+
+from typing import cast
+
+import sqlalchemy as sa
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from werkzeug.datastructures import MultiDict
+
+from app.models import Client
+from app.services.client_cache import cached_client
+
+# No client_id is longer than its column; a longer one is not looked up at all.
+CLIENT_ID_MAX: int = cast(sa.String, Client.__table__.c.client_id.type).length or 64
+# How much of a value sent by the caller an error description quotes.
+QUOTED_MAX = 40
+
+
+def has_nul(text: str) -> bool:
+    # PostgreSQL text cannot hold NUL: a query with one fails instead of finding nothing.
+    return "\x00" in text
+
+
+def find_client(client_id) -> Client | None:
+    """The client a request names; None for an id no client can have (wrong type, empty, too long, NUL)."""
+    if not isinstance(client_id, str) or not client_id or len(client_id) > CLIENT_ID_MAX or has_nul(client_id):
+        return None
+    return cached_client(client_id)
+
+
+def error_text(text: str) -> str:
+    """`text` with the characters RFC 6749 forbids in error_description (and so Authlib refuses) replaced by '?'."""
+    # OAuth2Error raises ValueError for such a description, and `"`, `\` or non-ASCII text from a
+    # caller (a parameter's name, a JOSE header's value) would otherwise turn a 400 into a 500.
+    forbidden = set(invalid_error_characters(text))
+    return "".join("?" if c in forbidden else c for c in text) if forbidden else text
+
+
+def quoted(value: str) -> str:
+    """A caller's value for an error description: shortened, in quotes, only allowed characters."""
+    short = value if len(value) <= QUOTED_MAX else value[:QUOTED_MAX] + "..."
+    return error_text(f"'{short}'")
+
+
+def malformed(values: MultiDict, once: MultiDict | None = None) -> InvalidRequestError | None:
+    """The error for parameters no valid request has: a NUL anywhere, or a parameter of `once` sent twice."""
+    # RFC 6749 3.1 and 3.2: request parameters must not be included more than once.
+    if once is not None:
+        for name in once:
+            if len(once.getlist(name)) > 1:
+                return InvalidRequestError(f"The {quoted(name)} parameter is repeated.")
+    for name, value in values.items(multi=True):
+        if has_nul(name) or has_nul(value):
+            return InvalidRequestError(f"The {quoted(name)} parameter holds a NUL character.")
+    return None
