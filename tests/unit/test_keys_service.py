@@ -12,6 +12,13 @@ from app.services import ValidationError
 from app.services import keys as service
 
 
+def served_with(app, **settings):
+    """Record the settings a serving worker would record (rotation times follow them)."""
+    for name, value in settings.items():
+        app.config[f"AUTHGATE_{name.upper()}"] = value
+    service.record_settings()
+
+
 def states(alg):
     return [service.state_of(k) for k in service.list_keys() if k.alg == alg]
 
@@ -33,7 +40,7 @@ def test_private_keys_are_encrypted_at_rest(app):
 
 
 def test_rotation_publishes_next_key_before_it_signs(app):
-    app.config["AUTHGATE_JWKS_MAX_AGE"] = 600
+    served_with(app, jwks_max_age=600)
     ring = service.keyring()
     old = ring.signing_key("ES256")
     (new,) = service.rotate("ES256")
@@ -45,7 +52,7 @@ def test_rotation_publishes_next_key_before_it_signs(app):
 
 
 def test_next_key_signs_after_the_cache_lifetime(app):
-    app.config["AUTHGATE_JWKS_MAX_AGE"] = 600
+    served_with(app, jwks_max_age=600)
     (new,) = service.rotate("RS256")
     later = datetime.now(UTC) + timedelta(seconds=601)
     by_kid = {k.kid: service.state_of(k, later) for k in service.list_keys() if k.alg == "RS256"}
@@ -60,7 +67,7 @@ def test_next_key_signs_after_the_cache_lifetime(app):
 
 
 def test_second_rotation_while_pending_is_refused(app):
-    app.config["AUTHGATE_JWKS_MAX_AGE"] = 600
+    served_with(app, jwks_max_age=600)
     service.rotate("EdDSA")
     with pytest.raises(ValidationError, match="already pending"):
         service.rotate("EdDSA")
@@ -76,7 +83,7 @@ def test_rotate_now_signs_at_once_and_keeps_the_old_key_published(app):
 
 
 def test_rotate_now_drops_a_pending_key_that_never_signed(app):
-    app.config["AUTHGATE_JWKS_MAX_AGE"] = 600
+    served_with(app, jwks_max_age=600)
     (pending,) = service.rotate("ES256")
     (new,) = service.rotate("ES256", immediately=True)
     kids = set(db.session.scalars(sa.select(SigningKey.kid).where(SigningKey.alg == "ES256")))
