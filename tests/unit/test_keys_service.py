@@ -93,3 +93,28 @@ def test_rotate_now_drops_a_pending_key_that_never_signed(app):
 def test_rotate_all_algorithms(app):
     made = service.rotate(immediately=True)
     assert sorted(k.alg for k in made) == ["ES256", "EdDSA", "RS256"]
+
+
+def test_the_version_poll_keeps_the_keys_while_the_database_is_away(app, monkeypatch):
+    app.config["AUTHGATE_KEY_REFRESH_SECONDS"] = 30
+    ring = service.KeyRing(30)
+    signing = ring.signing_key("RS256")
+
+    def unreachable():
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(service.time, "monotonic", lambda real=service.time.monotonic: real() + 5)
+    monkeypatch.setattr(db.engine, "connect", unreachable)
+    assert ring.signing_key("RS256").kid == signing.kid
+    assert ring.by_kid(signing.kid) is not None
+
+
+def test_the_version_poll_reloads_after_a_revocation_elsewhere(app, monkeypatch):
+    ring = service.KeyRing(30)
+    service.rotate("ES256", immediately=True)
+    retired = next(k for k in service.list_keys() if k.alg == "ES256" and service.state_of(k) == "retired")
+    assert ring.by_kid(retired.kid) is not None
+    service.revoke(retired.kid)  # invalidates this app's ring, not the one made here
+    assert ring.by_kid(retired.kid) is not None  # within the second
+    monkeypatch.setattr(service.time, "monotonic", lambda real=service.time.monotonic: real() + 1.5)
+    assert ring.by_kid(retired.kid) is None
