@@ -123,6 +123,8 @@ def ensure_keys() -> list[SigningKey]:
         for alg in SIGNING_ALGS:
             if not any(state_of(k, now) in ("active", "next") for k in _keys_of(alg)):
                 made.append(_new_key(alg, now))
+        if made:
+            state.bump(KEY_RING)  # running workers sign with them within a second
     return made
 
 
