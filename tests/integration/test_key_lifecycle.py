@@ -135,3 +135,11 @@ def test_rotation_is_serialised_so_automatic_rotation_happens_once(app):
         "EdDSA",
         "RS256",
     ]
+
+
+def test_an_id_token_of_a_revoked_key_is_no_logout_hint(make_tenant):
+    tenant = make_tenant(signing_alg="EdDSA")
+    token, browser = run_code_flow(tenant, tenant.session())
+    key_service.revoke(kid_of(token["id_token"]), replace=True)
+    response = browser.get(f"/oauth2/logout?id_token_hint={token['id_token']}")
+    assert response.status_code == 400 and "Location" not in response.headers
