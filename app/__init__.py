@@ -31,7 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import runtime
 
-    runtime.init_app(app)
+    state = runtime.init_app(app)
     db.init_app(app)
     with app.app_context():
         runtime.sqlite_pragmas(db.engine)
@@ -57,6 +57,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health_bp)
     cli.register(app)
     errors.init_app(app)
+
+    from app.services import maintenance
+
+    state.housekeeper = maintenance.init_app(app)
 
     @app.after_request
     def security_headers(response):

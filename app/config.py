@@ -89,6 +89,12 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_JWKS_MAX_AGE": _int(env, "AUTHGATE_JWKS_MAX_AGE", 600, 0, 86400),
         # How often a worker re-reads the signing keys from the database.
         "AUTHGATE_KEY_REFRESH_SECONDS": _int(env, "AUTHGATE_KEY_REFRESH_SECONDS", 30, 0, 3600),
+        # A new signing key is published by the server itself when the active one is this many days old (0: never).
+        "AUTHGATE_KEY_ROTATION_DAYS": _int(env, "AUTHGATE_KEY_ROTATION_DAYS", 90, 0, 3650),
+        # How often the serving workers purge what has expired, one of them at a time (0: never; use `flask purge`).
+        "AUTHGATE_MAINTENANCE_SECONDS": _int(env, "AUTHGATE_MAINTENANCE_SECONDS", 3600, 0, 7 * 86400),
+        # Audit events older than this many days are purged with the rest (0: keep them forever).
+        "AUTHGATE_AUDIT_RETENTION_DAYS": _int(env, "AUTHGATE_AUDIT_RETENTION_DAYS", 90, 0, 36500),
         # How long a worker keeps a client it looked up; other workers see client changes this late.
         "AUTHGATE_CLIENT_CACHE_SECONDS": _int(env, "AUTHGATE_CLIENT_CACHE_SECONDS", 5, 0, 300),
         # How long a sign-in lasts in a browser before the user must sign in again.

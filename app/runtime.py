@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.oauth.published import PublishedDocuments
     from app.services.client_cache import ClientCache
     from app.services.keys import KeyRing
+    from app.services.maintenance import Housekeeper
 
 EXTENSION = "authgate"
 
@@ -49,6 +50,8 @@ class Runtime:
     upstream: ExpiringCache = field(default_factory=ExpiringCache)
     # The bodies of our own discovery document and JWKS, built once per key set.
     documents: dict[str, Any] = field(default_factory=dict)
+    # The thread that records settings, rotates keys when due and purges (started by the first request).
+    housekeeper: Housekeeper | None = None
 
 
 def init_app(app: Flask) -> Runtime:

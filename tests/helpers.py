@@ -29,6 +29,8 @@ def make_app(database_url: str, **overrides):
         "AUTHGATE_BCRYPT_ROUNDS": 4,
         "AUTHGATE_ISSUER": "http://localhost:5000",
         "AUTHGATE_KEY_REFRESH_SECONDS": 0,
+        # No housekeeping thread: tests purge and rotate explicitly, so they stay deterministic.
+        "AUTHGATE_MAINTENANCE_SECONDS": 0,
     }
     config.update(overrides)
     return create_app(config)

@@ -154,6 +154,12 @@ class RotateKeysForm(ConsoleForm):
     now = BooleanField("Switch immediately (emergency)")
 
 
+class RevokeKeyForm(ConfirmForm):
+    """Revoking a key: its kid typed out; for the key signing now, consent to an immediate replacement."""
+
+    replace = BooleanField("Replace it with a new key that signs at once")
+
+
 # --- the client wizard ------------------------------------------------------------------
 
 

@@ -3,9 +3,9 @@
 from flask import abort, current_app, flash, request, url_for
 
 from app.admin import bp
-from app.admin.forms import ConfirmForm, ConsoleForm, RotateKeysForm, show_errors
+from app.admin.forms import ConfirmForm, ConsoleForm, RevokeKeyForm, RotateKeysForm, show_errors
 from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret
-from app.services import ValidationError, audit
+from app.services import NotFound, ValidationError, audit
 from app.services import clients as client_service
 from app.services import idps as idp_service
 from app.services import keys as key_service
@@ -134,12 +134,37 @@ def keys():
             flash(f"New key {names} {when}.", "success")
             return see_other(url_for("admin.keys"))
     rows = [(key, key_service.state_of(key)) for key in key_service.list_keys()]
-    config = current_app.config
     return page(
         "admin/keys.html",
         status=INVALID if form.errors else 200,
         form=form,
         rows=rows,
-        delay=config["AUTHGATE_JWKS_MAX_AGE"] + config["AUTHGATE_KEY_REFRESH_SECONDS"],
-        issuer=config["AUTHGATE_ISSUER"],
+        delay=int(key_service.rotation_delay().total_seconds()),
+        rotation_days=current_app.config["AUTHGATE_KEY_ROTATION_DAYS"],
+        issuer=current_app.config["AUTHGATE_ISSUER"],
     )
+
+
+@bp.route("/keys/<kid>/revoke", methods=["GET", "POST"])
+def key_revoke(kid):
+    key = next((k for k in key_service.list_keys() if k.kid == kid), None)
+    if key is None:
+        abort(404)
+    form = RevokeKeyForm()
+    current = key_service.state_of(key)
+    if form.validate_on_submit() and current != "revoked":
+        if form.confirm.data.strip() != key.kid:
+            form.confirm.errors = [f"Type {key.kid} to confirm."]
+        else:
+            try:
+                _, replacement = key_service.revoke(key.kid, replace=form.replace.data)
+            except (NotFound, ValidationError) as exc:
+                form.form_errors.append(exc.reason if isinstance(exc, ValidationError) else str(exc))
+            else:
+                message = f"Key {key.kid} is revoked: it is no longer published and no token it signed is accepted."
+                if replacement is not None:
+                    message += f" The new {replacement.alg} key {replacement.kid} signs from now on."
+                flash(message, "success")
+                return see_other(url_for("admin.keys"))
+    status = INVALID if form.confirm.errors or form.form_errors else 200
+    return page("admin/key_revoke.html", status=status, key=key, state=current, form=form)

@@ -26,16 +26,37 @@ def logout():
 
 
 def _end_browser_sessions(end_request) -> None:
-    """End the sign-ins a validated logout names: the client's and its hint's, or all in this browser."""
+    """End the sign-ins a validated logout names: this browser's to the client, or all in this browser.
+
+    Only this browser's: a hint's `sid` never ends a session by itself, since a link carrying
+    someone's ID token must not sign them out elsewhere.
+    """
     client = end_request.client
     if client is None:
         sessions.end(browser.forget_all_logins())
         return
-    ended = [browser.forget_login(client)]
-    hinted = (end_request.id_token_claims or {}).get("sid")
-    if hinted:
-        ended.append(hinted)
-    sessions.end([sid for sid in ended if sid], client)
+    session_id = browser.forget_login(client)
+    if session_id:
+        sessions.end([session_id], client)
+
+
+def _hint_is_this_browsers(end_request) -> bool:
+    """Whether the ID token hint names the user signed in to its client in this browser (and this sign-in).
+
+    Only then is signing out without asking safe: any valid ID token of the client (the
+    attacker's own, another user's) would otherwise sign the victim out from a link. An expired
+    ID token still identifies its user (RP-Initiated Logout 1.0, section 2).
+    """
+    claims = end_request.id_token_claims
+    client = end_request.client
+    if not claims or client is None:
+        return False
+    found = browser.current_login(client)
+    if found is None:
+        return False
+    signed_in, user = found
+    sid = claims.get("sid")
+    return claims.get("sub") == user.sub and (sid is None or sid == signed_in.id)
 
 
 @bp.route("/oauth2/logout", methods=["GET", "POST"])
@@ -62,8 +83,12 @@ def end_session():
             f"After signing out, the application asked to send you to {wanted}, which it has not "
             "registered as a post-logout redirect URI, so AuthGate will not send you there.",
         )
-    if end_request.needs_confirmation and not g.logout_confirmed:
-        return render_template("auth/confirm_logout.html", client=client, params=request.values)
+    if not g.logout_confirmed and not _hint_is_this_browsers(end_request):
+        # The form names the client the hint resolved to; it does not carry the hint itself.
+        params = request.values.to_dict()
+        if client is not None:
+            params["client_id"] = client.client_id
+        return render_template("auth/confirm_logout.html", client=client, params=params)
     _end_browser_sessions(end_request)
     response = authorization.create_endpoint_response("end_session", end_request)
     return response or render_template("auth/logged_out.html", client=client)

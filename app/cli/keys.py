@@ -14,7 +14,7 @@ keys_cli = AppGroup("keys", help="Signing keys.")
 @json_option
 @service_errors
 def keys_list(as_json):
-    """List signing keys with their state (next, active, retired, expired)."""
+    """List signing keys with their state (next, active, retired, expired, revoked)."""
     rows = [key_service.to_dict(k) for k in key_service.list_keys()]
     if as_json:
         emit_json(rows)
@@ -38,3 +38,24 @@ def keys_rotate(alg, immediately, as_json):
         return
     for key in made:
         click.echo(f"New {key.alg} key {key.kid}: signs from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC.")
+
+
+@keys_cli.command("revoke")
+@click.argument("kid")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Needed to revoke the key that signs now: a new key of its algorithm signs at once.",
+)
+@json_option
+@service_errors
+def keys_revoke(kid, replace, as_json):
+    """Take a key out of the JWKS and out of verification at once: every token it signed stops working."""
+    key, replacement = key_service.revoke(kid, replace=replace)
+    if as_json:
+        made = key_service.to_dict(replacement) if replacement is not None else None
+        emit_json({"revoked": key_service.to_dict(key), "replacement": made})
+        return
+    click.echo(f"Revoked {key.alg} key {key.kid}: every worker stops trusting it within about a second.")
+    if replacement is not None:
+        click.echo(f"New {replacement.alg} key {replacement.kid} signs from now on.")

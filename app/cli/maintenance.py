@@ -73,8 +73,11 @@ def init_command(admin_password):
 @click.command("purge")
 @service_errors
 def purge_command():
-    """Delete expired codes, tokens, sessions and deny-list entries (run it daily from cron)."""
-    from app.services import tokens as token_service
+    """Delete expired codes, tokens, sessions, deny-list entries and old audit events.
 
-    counts = token_service.purge_expired()
+    The server does this itself every AUTHGATE_MAINTENANCE_SECONDS; with that set to 0, run this daily from cron.
+    """
+    from app.services import maintenance
+
+    counts = maintenance.purge_all()
     click.echo("Purged " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items()) + ".")

@@ -11,7 +11,7 @@ from app.models.grant import (
     RevokedJti,
 )
 from app.models.idp import IdentityProvider, IdentityProviderRole, LinkedIdentity
-from app.models.key import SigningKey
+from app.models.key import ServerState, SigningKey
 from app.models.role import Role
 from app.models.user import User, UserRole
 
@@ -28,6 +28,7 @@ __all__ = [
     "RefreshToken",
     "RevokedJti",
     "Role",
+    "ServerState",
     "SigningKey",
     "User",
     "UserRole",

@@ -1,5 +1,8 @@
 """Authlib's endpoints besides token: userinfo, introspection, revocation, end session, and their token adapter."""
 
+import base64
+import json
+
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedTokenTypeError
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -115,6 +118,17 @@ class Revocation(RevocationEndpoint):
         tokens.revoke(token, request.client)
 
 
+def _header_typ(token: str) -> str | None:
+    """The `typ` of a JWT's header, lower-cased; None when it has none or is not a JWT (then decoding fails later)."""
+    try:
+        segment = token.split(".")[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError, TypeError):
+        return None
+    typ = header.get("typ") if isinstance(header, dict) else None
+    return typ.lower() if isinstance(typ, str) else None
+
+
 class EndSession(EndSessionEndpoint):
     """RP-initiated logout: validate the request and decide the redirect."""
 
@@ -125,6 +139,10 @@ class EndSession(EndSessionEndpoint):
         return KeySet.import_key_set({"keys": [k.public_jwk for k in keyring().published()]})
 
     def _validate_id_token_hint(self, id_token_hint):
+        if _header_typ(id_token_hint) in ("at+jwt", "application/at+jwt"):
+            # Our access tokens are signed by the same keys: an ID token names its user to
+            # the client, an access token is for resource servers and may have been passed on.
+            raise InvalidRequestError("The id_token_hint is an access token, not an ID token.")
         try:
             claims = super()._validate_id_token_hint(id_token_hint)
         except (RecursionError, ValueError):

@@ -14,6 +14,8 @@ LOGIN_FAILED = "login_failed"
 LOGOUT = "logout"
 REFRESH_TOKEN_REUSED = "refresh_token_reused"
 CODE_REPLAYED = "authorization_code_replayed"
+KEYS_ROTATED = "signing_keys_rotated"
+KEY_REVOKED = "signing_key_revoked"
 
 
 def record(

@@ -16,7 +16,7 @@ def admin(app, runner, client):
 
 
 def states(response) -> list[str]:
-    return re.findall(r'<span class="badge[^"]*">(next|active|retired|expired)</span></td>', text(response))
+    return re.findall(r'<span class="badge[^"]*">(next|active|retired|expired|revoked)</span></td>', text(response))
 
 
 def test_keys_page_lists_each_key_with_its_state(admin):
@@ -54,3 +54,32 @@ def test_rotate_now_switches_at_once_and_keeps_the_old_key_published(admin):
 def test_an_unknown_algorithm_is_refused(admin):
     response = post(admin, "/admin/keys", {"alg": "HS256"})
     assert response.status_code == 422 and "Not a valid choice" in text(response)
+
+
+def test_revoke_asks_for_the_kid_and_then_takes_the_key_out(admin):
+    key_service.rotate("ES256", immediately=True)
+    retired = next(k for k in key_service.list_keys() if k.alg == "ES256" and key_service.state_of(k) == "retired")
+    page = admin.get(f"/admin/keys/{retired.kid}/revoke")
+    assert page.status_code == 200 and "every token it signed stops working" in text(page)
+    wrong = post(admin, f"/admin/keys/{retired.kid}/revoke", {"confirm": "nope"})
+    assert wrong.status_code == 422 and f"Type {retired.kid} to confirm" in text(wrong)
+    assert key_service.keyring().by_kid(retired.kid) is not None
+    done = post(admin, f"/admin/keys/{retired.kid}/revoke", {"confirm": retired.kid})
+    assert done.status_code == 303
+    assert key_service.keyring().by_kid(retired.kid) is None
+    assert "is revoked" in text(admin.get("/admin/keys"))
+
+
+def test_revoking_the_signing_key_needs_a_replacement(admin):
+    active = key_service.keyring().signing_key("RS256")
+    refused = post(admin, f"/admin/keys/{active.kid}/revoke", {"confirm": active.kid})
+    assert refused.status_code == 422 and "replacement" in text(refused)
+    assert key_service.keyring().signing_key("RS256").kid == active.kid
+    done = post(admin, f"/admin/keys/{active.kid}/revoke", {"confirm": active.kid, "replace": "y"})
+    assert done.status_code == 303
+    assert key_service.keyring().signing_key("RS256").kid != active.kid
+    assert key_service.keyring().by_kid(active.kid) is None
+
+
+def test_revoking_an_unknown_key_is_404(admin):
+    assert admin.get("/admin/keys/no-such-kid/revoke").status_code == 404
