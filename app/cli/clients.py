@@ -32,7 +32,10 @@ def _jwks_value(value):
 @click.option("--require-pkce/--no-require-pkce", default=None)
 @click.option("--require-consent/--no-require-consent", default=None)
 @click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400).")
-@click.option("--refresh-token-lifetime", type=int, help="Seconds (300 to 7776000).")
+@click.option("--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives.")
+@click.option(
+    "--refresh-token-max-lifetime", type=int, help="Seconds (300 to 31536000) a refresh-token family lives at most."
+)
 @click.option("--jwks", help="Public JWK Set for private_key_jwt (JSON, or @file).")
 @json_option
 @service_errors

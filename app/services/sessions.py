@@ -11,8 +11,19 @@ from app.extensions import db
 from app.models import BrowserSession, Client, Consent, User
 from app.services import affected, transaction
 
+# A session's last use is written at most this often, to keep authorizations and refreshes from writing each time.
+TOUCH_EVERY = timedelta(seconds=60)
+USER_AGENT_CHARS = 255
 
-def start(client: Client, user: User, amr: list[str], idp: str | None = None) -> BrowserSession:
+
+def start(
+    client: Client,
+    user: User,
+    amr: list[str],
+    idp: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> BrowserSession:
     """Record a sign-in; the returned session's id goes into the signed cookie and the ID token's sid."""
     now = datetime.now(UTC)
     lifetime = timedelta(seconds=current_app.config["AUTHGATE_SESSION_LIFETIME"])
@@ -25,6 +36,9 @@ def start(client: Client, user: User, amr: list[str], idp: str | None = None) ->
             amr=amr,
             idp=idp,
             expires_at=now + lifetime,
+            last_seen_at=now,
+            ip=(ip or None) and ip[:45],
+            user_agent=(user_agent or None) and user_agent[:USER_AGENT_CHARS],
         )
         db.session.add(session)
         user.last_login_at = now
@@ -47,9 +61,44 @@ def find_active(session_id: str | None, client: Client) -> tuple[BrowserSession,
     if row is None:
         return None
     session, user = row
-    if session.ended_at is not None or session.expires_at <= datetime.now(UTC) or not user.enabled:
+    if not is_live(session) or not user.enabled:
         return None
     return session, user
+
+
+def idle_timeout() -> timedelta:
+    return timedelta(seconds=current_app.config["AUTHGATE_SESSION_IDLE_SECONDS"])
+
+
+def is_live(session: BrowserSession | None, now: datetime | None = None) -> bool:
+    """Neither ended (logout, credential change) nor expired nor idle for longer than the idle timeout."""
+    if session is None or session.ended_at is not None:
+        return False
+    now = now or datetime.now(UTC)
+    last_seen = session.last_seen_at or session.created_at
+    return session.expires_at > now and last_seen + idle_timeout() > now
+
+
+def find_live(session_id: str | None) -> BrowserSession | None:
+    """The session if it is still live (for refresh tokens bound to it)."""
+    if not session_id:
+        return None
+    session = db.session.get(BrowserSession, session_id)
+    return session if is_live(session) else None
+
+
+def touch(session: BrowserSession) -> None:
+    """Count a use of the session, in the caller's transaction; written at most once a minute."""
+    now = datetime.now(UTC)
+    if session.last_seen_at is not None and now - session.last_seen_at < TOUCH_EVERY:
+        return
+    db.session.execute(
+        sa.update(BrowserSession)
+        .where(BrowserSession.id == session.id)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.last_seen_at = now
 
 
 def end(session_ids: list[str], client: Client | None = None) -> int:

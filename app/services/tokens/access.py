@@ -100,18 +100,23 @@ def save(
     if "refresh_token" in token:
         if user is None or source is None:
             raise ValueError("a refresh token needs the user and the code or token it continues")
+        # Each rotation lives the idle timeout, never past the family's absolute end.
+        family_end = previous.family_expires_at if previous else _at(now + client.refresh_token_max_lifetime)
         db.session.add(
             RefreshToken(
                 token_hash=sha256_hex(token["refresh_token"]),
                 family_id=family_id,
                 client_pk=client.id,
                 user_id=user.id,
-                scope=token["scope"],
+                # The grant's scope, even when this refresh asked for less (RFC 6749 6): whether the
+                # family is offline never changes.
+                scope=previous.scope if previous else token["scope"],
                 session_id=source.session_id,
                 auth_time=source.auth_time,
                 amr=source.amr,
                 idp=source.idp,
-                expires_at=_at(now + client.refresh_token_lifetime),
+                expires_at=min(_at(now + client.refresh_token_lifetime), family_end),
+                family_expires_at=family_end,
                 access_jti=deny_jti,
                 access_expires_at=expires_at if deny_jti else None,
             )
