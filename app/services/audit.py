@@ -14,6 +14,7 @@ LOGIN_FAILED = "login_failed"
 LOGOUT = "logout"
 REFRESH_TOKEN_REUSED = "refresh_token_reused"
 CODE_REPLAYED = "authorization_code_replayed"
+SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
 
 
 def record(

@@ -9,7 +9,8 @@ from flask import current_app
 
 from app.extensions import db
 from app.models import BrowserSession, Client, Consent, User
-from app.services import affected, transaction
+from app.services import affected, audit, transaction
+from app.services.tokens.refresh import revoke_user_tokens
 
 # A session's last use is written at most this often, to keep authorizations and refreshes from writing each time.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -62,6 +63,8 @@ def find_active(session_id: str | None, client: Client) -> tuple[BrowserSession,
         return None
     session, user = row
     if not is_live(session) or not user.enabled:
+        return None
+    if user.credentials_changed_at is not None and session.created_at <= user.credentials_changed_at:
         return None
     return session, user
 
@@ -126,3 +129,32 @@ def grant_consent(client: Client, user: User, scopes: list[str]) -> None:
         else:
             consent.scopes = sorted(set(consent.scopes) | set(scopes))
             consent.granted_at = datetime.now(UTC)
+
+
+def end_everything(user: User, reason: str) -> dict[str, int]:
+    """End all of the user's sign-ins and revoke all their tokens, in the caller's transaction.
+
+    For a credential change (new password, disabled, "sign out everywhere"): every browser session
+    ends, every refresh-token family (offline ones too) and opaque access token is revoked, and
+    access JWTs issued until now answer inactive (`credentials_changed_at` against their `iat`).
+    """
+    now = datetime.now(UTC)
+    user.credentials_changed_at = now
+    ended = affected(
+        sa.update(BrowserSession)
+        .where(BrowserSession.user_id == user.id, BrowserSession.ended_at.is_(None))
+        .values(ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    revoked = revoke_user_tokens(user.id)
+    audit.record(audit.SIGNED_OUT_EVERYWHERE, user=user, reason=reason, sessions=ended, refresh_tokens=revoked)
+    return {"sessions": ended, "refresh_tokens": revoked}
+
+
+def sign_out_everywhere(client_id: str, username: str) -> dict[str, int]:
+    """The console's and the CLI's "sign out everywhere": `end_everything` as one service write."""
+    from app.services.clients import get_client
+    from app.services.users import get_user
+
+    with transaction():
+        return end_everything(get_user(get_client(client_id), username), "signed_out_by_admin")

@@ -127,6 +127,15 @@ def save(
         code.access_expires_at = expires_at if deny_jti else None
 
 
+def issued_before_change(user: User, iat: int) -> bool:
+    """Whether a token issued at `iat` predates the user's last credential change.
+
+    `iat` has whole seconds: a token of the very second of the change counts as before it.
+    """
+    changed = user.credentials_changed_at
+    return changed is not None and iat <= int(changed.timestamp())
+
+
 # --- reading tokens back (introspection, userinfo, revocation) --------------------------
 
 
@@ -220,7 +229,7 @@ def _inspect_jwt(value: str) -> TokenInfo | None:
         found = db.session.execute(
             _JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}
         ).first()
-        if found is None or found[1] or not found[0].enabled:
+        if found is None or found[1] or not found[0].enabled or issued_before_change(found[0], claims["iat"]):
             return None
         user = found[0]
     elif is_denied(claims["jti"]):
