@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
-from app.models import BrowserSession, Client, Consent, User
-from app.services import affected, audit, transaction
-from app.services.tokens.refresh import revoke_user_tokens
+from app.models import BrowserSession, Client, Consent, RefreshToken, User
+from app.services import NotFound, affected, audit, transaction
+from app.services.tokens.refresh import revoke_family, revoke_user_tokens
 
 # A session's last use is written at most this often, to keep authorizations and refreshes from writing each time.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -158,3 +158,106 @@ def sign_out_everywhere(client_id: str, username: str) -> dict[str, int]:
 
     with transaction():
         return end_everything(get_user(get_client(client_id), username), "signed_out_by_admin")
+
+
+# --- what the console and the CLI show of a user's sign-ins ----------------------------
+
+
+def live_sessions(user: User) -> list[BrowserSession]:
+    """The user's sign-ins that are neither ended, expired nor idle, newest first."""
+    now = datetime.now(UTC)
+    rows = db.session.scalars(
+        sa.select(BrowserSession)
+        .where(BrowserSession.user_id == user.id, BrowserSession.ended_at.is_(None), BrowserSession.expires_at > now)
+        .order_by(BrowserSession.created_at.desc())
+    )
+    return [row for row in rows if is_live(row, now)]
+
+
+def offline_grants(user: User) -> list[RefreshToken]:
+    """The newest token of each live offline refresh-token family of the user, newest first."""
+    now = datetime.now(UTC)
+    rows = db.session.scalars(
+        sa.select(RefreshToken)
+        .where(
+            RefreshToken.user_id == user.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .order_by(RefreshToken.created_at.desc())
+    )
+    return [row for row in rows if row.is_offline]
+
+
+def consents(user: User) -> list[Consent]:
+    return list(db.session.scalars(sa.select(Consent).where(Consent.user_id == user.id)))
+
+
+def overview(client: Client, user: User) -> dict:
+    """The user's live sessions, offline grants and consents as plain data (JSON, console)."""
+
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "sessions": [
+            {
+                "id": row.id,
+                "client_id": client.client_id,
+                "started_at": when(row.created_at),
+                "last_seen_at": when(row.last_seen_at or row.created_at),
+                "expires_at": when(row.expires_at),
+                "ip": row.ip,
+                "user_agent": row.user_agent,
+                "amr": list(row.amr or []),
+                "idp": row.idp,
+            }
+            for row in live_sessions(user)
+        ],
+        "offline_grants": [
+            {
+                "family": row.family_id,
+                "client_id": client.client_id,
+                "scope": row.scope,
+                "last_used_at": when(row.created_at),
+                "expires_at": when(row.expires_at),
+                "ends_at": when(row.family_expires_at),
+            }
+            for row in offline_grants(user)
+        ],
+        "consents": [
+            {"client_id": client.client_id, "scopes": list(row.scopes), "granted_at": when(row.granted_at)}
+            for row in consents(user)
+        ],
+    }
+
+
+def end_session_of(user: User, session_id: str) -> None:
+    """End one sign-in of the user (its session-bound refresh tokens end with it)."""
+    with transaction():
+        if not affected(
+            sa.update(BrowserSession)
+            .where(
+                BrowserSession.id == session_id, BrowserSession.user_id == user.id, BrowserSession.ended_at.is_(None)
+            )
+            .values(ended_at=datetime.now(UTC))
+        ):
+            raise NotFound(f"{user.username} has no live session {session_id[:8]}…")
+
+
+def revoke_offline_grant(user: User, family_id: str) -> None:
+    """Revoke one offline refresh-token family of the user with the access tokens issued with it."""
+    with transaction():
+        owner = db.session.scalar(sa.select(RefreshToken.user_id).where(RefreshToken.family_id == family_id).limit(1))
+        if owner != user.id or not revoke_family(family_id):
+            raise NotFound(f"{user.username} has no live offline grant {family_id[:8]}")
+
+
+def revoke_consent(user: User) -> None:
+    """Forget what the user allowed the client; the consent page is shown again at the next sign-in."""
+    with transaction():
+        consent = db.session.get(Consent, (user.client_pk, user.id))
+        if consent is None:
+            raise NotFound(f"{user.username} has given no consent")
+        db.session.delete(consent)
