@@ -90,6 +90,14 @@ def find_live(session_id: str | None) -> BrowserSession | None:
     return session if is_live(session) else None
 
 
+def keep_alive(session: BrowserSession) -> None:
+    """`touch` as a service write of its own, for a request that writes nothing else (the console's pages)."""
+    if session.last_seen_at is not None and datetime.now(UTC) - session.last_seen_at < TOUCH_EVERY:
+        return
+    with transaction():
+        touch(session)
+
+
 def touch(session: BrowserSession) -> None:
     """Count a use of the session, in the caller's transaction; written at most once a minute."""
     now = datetime.now(UTC)

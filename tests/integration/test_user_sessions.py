@@ -138,3 +138,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(runner, make_client, make_user, co
     result = runner.invoke(args=["users", command, "--client", client_id, "--username", username])
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: ")
+
+
+def test_using_the_console_keeps_its_own_session_alive(app, admin):
+    from app.services.clients import CONSOLE_CLIENT_ID
+
+    console = client_service.get_client(CONSOLE_CLIENT_ID)
+    stale = datetime.now(UTC) - timedelta(seconds=app.config["AUTHGATE_SESSION_IDLE_SECONDS"] - 60)
+    db.session.execute(
+        sa.update(BrowserSession).where(BrowserSession.client_pk == console.id).values(last_seen_at=stale)
+    )
+    db.session.commit()
+    assert admin.get("/admin/").status_code == 200
+    db.session.expire_all()
+    seen = db.session.scalar(sa.select(BrowserSession.last_seen_at).where(BrowserSession.client_pk == console.id))
+    assert seen > datetime.now(UTC) - timedelta(seconds=30)
