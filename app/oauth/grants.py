@@ -97,8 +97,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not tokens.rotate_refresh_token(self.request.refresh_token):
             tokens.report_reuse(self.request.refresh_token, self.request.client)
             raise InvalidGrantError("The refresh token was already used.")
-        if self.request.browser_session is not None:
-            sessions.touch(self.request.browser_session)  # using its tokens keeps the sign-in alive
+        if self.request.browser_session is not None and not self.request.refresh_token.is_offline:
+            # Using a session-bound token keeps its sign-in alive; an offline one lives on its own.
+            sessions.touch(self.request.browser_session)
         super().save_token(token)
 
     def revoke_old_credential(self, refresh_token):

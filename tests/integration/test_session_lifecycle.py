@@ -138,3 +138,18 @@ def test_the_absolute_maximum_ends_a_family_still_in_use(make_tenant):
     assert second.expires_at == second.family_expires_at == end
     time.sleep(2.1)
     assert refused(tenant, session, token) == "invalid_grant"
+
+
+def test_an_offline_refresh_does_not_keep_the_browser_session_alive(app, make_tenant):
+    tenant = make_tenant()
+    session = tenant.session()
+    token, _ = run_code_flow(tenant, session)
+    sid = row_of(token).session_id
+    long_ago = datetime.now(UTC) - timedelta(seconds=app.config["AUTHGATE_SESSION_IDLE_SECONDS"] - 60)
+    db.session.execute(sa.update(BrowserSession).where(BrowserSession.id == sid).values(last_seen_at=long_ago))
+    db.session.commit()
+    refreshed = refresh(tenant, session, token)
+    db.session.expire_all()
+    assert db.session.get(BrowserSession, sid).last_seen_at == long_ago
+    # The session still lives, so the refreshed ID token still names it.
+    assert verify_jwt(refreshed["id_token"], tenant.url, tenant.client_id)["sid"] == sid
