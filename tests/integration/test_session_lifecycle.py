@@ -10,8 +10,8 @@ from authlib.integrations.base_client import OAuthError
 from app.extensions import db
 from app.models import BrowserSession, RefreshToken
 from app.services.crypto import sha256_hex
-from tests.helpers import verify_jwt
-from tests.integration.helpers import LOGOUT_URI, run_code_flow
+from tests.helpers import query_of, verify_jwt
+from tests.integration.helpers import LOGOUT_URI, run_code_flow, start
 
 ONLINE = "openid profile email roles"
 
@@ -85,7 +85,7 @@ def test_narrowing_the_scope_on_refresh_keeps_a_family_offline(make_tenant):
 def test_an_idle_session_ends_its_tokens_and_a_refresh_keeps_it_alive(app, make_tenant):
     tenant = make_tenant()
     session = tenant.session(scope=ONLINE)
-    token, _ = run_code_flow(tenant, session)
+    token, browser = run_code_flow(tenant, session)
     sid = row_of(token).session_id
     idle = app.config["AUTHGATE_SESSION_IDLE_SECONDS"]
 
@@ -103,6 +103,8 @@ def test_an_idle_session_ends_its_tokens_and_a_refresh_keeps_it_alive(app, make_
     assert db.session.get(BrowserSession, sid).last_seen_at > datetime.now(UTC) - timedelta(seconds=30)
     seen(idle + 1)
     assert refused(tenant, session, token) == "invalid_grant"
+    _, landed = start(tenant, browser, prompt="none")
+    assert query_of(landed.headers["Location"])["error"] == "login_required"
 
 
 def test_a_session_is_touched_at_most_once_a_minute(make_tenant):
