@@ -169,5 +169,5 @@ def users_sign_out(client_id, username):
     ended = session_service.sign_out_everywhere(client_id, username)
     click.echo(
         f"Signed {username} in client {client_id} out everywhere: "
-        f"{ended['sessions']} sessions ended, {ended['refresh_tokens']} refresh tokens revoked."
+        f"{ended['sessions']} sessions ended, {ended['families']} refresh-token families revoked."
     )

@@ -155,8 +155,8 @@ def end_everything(user: User, reason: str) -> dict[str, int]:
         .execution_options(synchronize_session=False)
     )
     revoked = revoke_user_tokens(user.id)
-    audit.record(audit.SIGNED_OUT_EVERYWHERE, user=user, reason=reason, sessions=ended, refresh_tokens=revoked)
-    return {"sessions": ended, "refresh_tokens": revoked}
+    audit.record(audit.SIGNED_OUT_EVERYWHERE, user=user, reason=reason, sessions=ended, families=revoked)
+    return {"sessions": ended, "families": revoked}
 
 
 def sign_out_everywhere(client_id: str, username: str) -> dict[str, int]:

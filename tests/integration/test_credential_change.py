@@ -103,7 +103,8 @@ def test_enabling_an_enabled_user_or_editing_names_ends_nothing(make_tenant):
 def test_sign_out_everywhere_ends_every_session_and_token(make_tenant):
     tenant = make_tenant()
     (online, bound, browser), (offline, kept) = two_sign_ins(tenant)
-    assert sessions.sign_out_everywhere(tenant.client_id, "alice") == {"sessions": 2, "refresh_tokens": 2}
+    kept = offline.refresh_token(f"{tenant.url}/oauth2/token", refresh_token=kept["refresh_token"])  # 2 rows, 1 family
+    assert sessions.sign_out_everywhere(tenant.client_id, "alice") == {"sessions": 2, "families": 2}
     assert refused(tenant, offline, kept) == "invalid_grant"
     assert refused(tenant, online, bound) == "invalid_grant"
     assert prompt_none_error(tenant, browser) == "login_required"

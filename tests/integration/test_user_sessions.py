@@ -124,7 +124,7 @@ def test_cli_sessions_lists_and_sign_out_ends_everything(runner, make_client, ma
 
     out = runner.invoke(args=["users", "sign-out", "--client", "shop", "--username", "alice"])
     assert out.exit_code == 0, out.output
-    assert "1 sessions ended, 1 refresh tokens revoked" in out.output
+    assert "1 sessions ended, 1 refresh-token families revoked" in out.output
     after = json.loads(
         runner.invoke(args=["users", "sessions", "--client", "shop", "--username", "alice", "--json"]).output
     )
