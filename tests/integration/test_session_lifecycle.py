@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import requests
 import sqlalchemy as sa
 from authlib.integrations.base_client import OAuthError
 
@@ -29,6 +30,14 @@ def refused(tenant, session, token) -> str:
 def rp_logout(browser, token):
     query = urlencode({"id_token_hint": token["id_token"], "post_logout_redirect_uri": LOGOUT_URI})
     assert browser.get("/oauth2/logout?" + query).status_code == 302
+
+
+def introspect(tenant, token):
+    response = requests.post(
+        f"{tenant.url}/oauth2/introspect", data={"token": token}, auth=(tenant.client_id, tenant.secret), timeout=5
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def row_of(token) -> RefreshToken:
@@ -57,6 +66,8 @@ def test_logout_ends_a_session_bound_token_but_not_an_offline_one(make_tenant):
     kept, other_browser = run_code_flow(tenant, offline, nonce="another-nonce")
     rp_logout(browser, bound)
     rp_logout(other_browser, kept)
+    assert introspect(tenant, bound["refresh_token"]) == {"active": False}
+    assert introspect(tenant, kept["refresh_token"])["active"] is True
     assert refused(tenant, online, bound) == "invalid_grant"
     refreshed = refresh(tenant, offline, kept)
     # The refreshed ID token never names the ended session.

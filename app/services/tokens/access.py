@@ -260,7 +260,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
     client_id, user = found[1], found[2]
     if row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
         return None
-    if isinstance(row, RefreshToken) and row.used_at is not None:
+    if isinstance(row, RefreshToken) and (row.used_at is not None or _session_ended(row)):
         return None
     if row.user_id is not None and (user is None or not user.enabled):
         return None
@@ -270,6 +270,15 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
         int(row.expires_at.timestamp()), int(row.created_at.timestamp()), getattr(row, "jti", None),
         user, roles_of(user) if user else None, row,
     )  # fmt: skip
+
+
+def _session_ended(row: RefreshToken) -> bool:
+    """A session-bound refresh token whose browser session is over: inactive, as the refresh grant finds it."""
+    if row.is_offline or not row.session_id:
+        return False
+    from app.services.sessions import find_live  # sessions imports this package
+
+    return find_live(row.session_id) is None
 
 
 def revoke(value: str, client: Client) -> None:
