@@ -99,6 +99,8 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_CLIENT_CACHE_SECONDS": _int(env, "AUTHGATE_CLIENT_CACHE_SECONDS", 5, 0, 300),
         # How long a sign-in lasts in a browser before the user must sign in again.
         "AUTHGATE_SESSION_LIFETIME": _int(env, "AUTHGATE_SESSION_LIFETIME", 10 * 3600, 300, 30 * 86400),
+        # How long a sign-in lasts without use (sign-in, authorization, refresh of its tokens).
+        "AUTHGATE_SESSION_IDLE_SECONDS": _int(env, "AUTHGATE_SESSION_IDLE_SECONDS", 1800, 60, 30 * 86400),
         # Number of reverse proxies in front whose X-Forwarded-* headers are trusted.
         "AUTHGATE_TRUSTED_PROXIES": _int(env, "AUTHGATE_TRUSTED_PROXIES", 0, 0, 5),
         # Seconds to wait for an upstream identity provider (Google, GitHub, OIDC) before giving up.

@@ -180,6 +180,7 @@ STEPS = (
         (
             "access_token_lifetime",
             "refresh_token_lifetime",
+            "refresh_token_max_lifetime",
             "require_pkce",
             "token_format",
             "signing_alg",
@@ -203,6 +204,7 @@ LABELS = {
     "scopes": "Scopes",
     "access_token_lifetime": "Access token lifetime",
     "refresh_token_lifetime": "Refresh token lifetime",
+    "refresh_token_max_lifetime": "Refresh token maximum lifetime",
     "require_pkce": "PKCE",
     "token_format": "Token format",
     "signing_alg": "Signing algorithm",

@@ -6,6 +6,7 @@ from flask_login import current_user
 from app.admin import bp
 from app.admin.forms import (
     ConfirmForm,
+    ConsoleForm,
     EnabledForm,
     PasswordForm,
     ProfileForm,
@@ -20,6 +21,7 @@ from app.services import NotFound, ValidationError
 from app.services import clients as client_service
 from app.services import identities as identity_service
 from app.services import roles as role_service
+from app.services import sessions as session_service
 from app.services import users as user_service
 
 # The client whose roles and users were looked at last, so the menu returns to it.
@@ -226,13 +228,14 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         "password": PasswordForm(formdata=None),
         "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
         "status": EnabledForm(formdata=None),
+        "sessions": ConsoleForm(formdata=None),
     }
     forms["user_roles"].roles.choices = _role_choices(client)
     if submitted is not None:
         forms.update(submitted)
     return page(
         "admin/user_detail.html",
-        ("profile", "password", "user_roles", "status"),
+        ("profile", "password", "user_roles", "status", "sessions"),
         status=status,
         client=client,
         user=user,
@@ -242,6 +245,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         is_self=user.id == current_user.user.id,
         identities=identity_service.list_identities(user),
         sign_in_methods=identity_service.sign_in_methods(user),
+        signed_in=session_service.overview(client, user),
     )
 
 
@@ -251,7 +255,7 @@ def user_detail(client_id, username):
     return user_page(client, user_or_404(client, username))
 
 
-def _saved(client, user, block: str, message: str):
+def saved(client, user, block: str, message: str):
     """After a change on the user page: 303 to it, or for HTMX the changed block with a note."""
     if not is_htmx():
         flash(message, "success")
@@ -277,7 +281,7 @@ def user_profile(client_id, username):
         except ValidationError as exc:
             show_errors(form, exc)
         else:
-            return _saved(client, user, "profile", "Profile saved.")
+            return saved(client, user, "profile", "Profile saved.")
     return user_page(client, user, {"profile": form}, status=INVALID)
 
 
@@ -294,7 +298,7 @@ def user_enabled(client_id, username):
         return user_page(client, user, {"status": form}, status=INVALID)
     user = user_service.set_enabled(client.client_id, user.username, form.enabled.data == "1")
     message = "Enabled: the user can sign in." if user.enabled else "Disabled: the user can no longer sign in."
-    return _saved(client, user, "status", message)
+    return saved(client, user, "status", message)
 
 
 @bp.post("/clients/<client_id>/users/<username>/roles")
@@ -314,7 +318,7 @@ def user_roles(client_id, username):
         except NotFound as exc:
             form.roles.errors = [f"{exc}."]
         else:
-            return _saved(client, user, "user_roles", "Roles saved.")
+            return saved(client, user, "user_roles", "Roles saved.")
     return user_page(client, user, {"user_roles": form}, status=INVALID)
 
 
@@ -331,7 +335,7 @@ def user_password(client_id, username):
             show_errors(form, exc)
         else:
             message = "Password removed: only social login remains." if password is None else "Password set."
-            return _saved(client, user, "password", message)
+            return saved(client, user, "password", message)
     return user_page(client, user, {"password": form}, status=INVALID)
 
 

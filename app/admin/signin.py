@@ -20,7 +20,7 @@ from app.admin import bp
 from app.admin.ui import is_htmx
 from app.auth import browser
 from app.extensions import db, login_manager
-from app.models import User
+from app.models import BrowserSession, User
 from app.oauth.inprocess import redeem_code
 from app.services import audit, committed, sessions
 from app.services import users as user_service
@@ -33,9 +33,10 @@ PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.callback", "admin.signed_out
 class ConsoleAdmin(UserMixin):
     """A signed-in console admin; the id Flask-Login keeps is the console browser session's."""
 
-    def __init__(self, session_id: str, user: User):
+    def __init__(self, session_id: str, user: User, browser_session: BrowserSession | None = None):
         self.session_id = session_id
         self.user = user
+        self.browser_session = browser_session
 
     def get_id(self) -> str:
         return self.session_id
@@ -55,7 +56,7 @@ def load_admin(session_id: str) -> ConsoleAdmin | None:
     browser_session, user = found
     if not user_service.is_console_admin(user):
         return None
-    return ConsoleAdmin(browser_session.id, user)
+    return ConsoleAdmin(browser_session.id, user, browser_session)
 
 
 @login_manager.unauthorized_handler
@@ -74,6 +75,8 @@ def require_admin():
     """Every console page but sign-in itself needs a signed-in admin."""
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         return login_manager.unauthorized()
+    if current_user.is_authenticated and current_user.browser_session is not None:
+        sessions.keep_alive(current_user.browser_session)  # using the console is activity of its session
     return None
 
 

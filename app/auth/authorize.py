@@ -172,5 +172,6 @@ def authorize():
             return redirect(url_for("auth.consent", rid=rid))
 
     grant.request.browser_session = browser_session
+    sessions.touch(browser_session)
     browser.drop_pending(rid)
     return authorization.create_authorization_response(grant=grant, grant_user=user)

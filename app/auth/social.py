@@ -97,7 +97,9 @@ def _signed_in(client: Client, provider: IdentityProvider, user: User, rid: str,
         audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed", idp=provider.slug,
         **detail,
     )  # fmt: skip
-    browser_session = sessions.start(client, user, amr=amr, idp=provider.slug)
+    browser_session = sessions.start(
+        client, user, amr=amr, idp=provider.slug, ip=request.remote_addr, user_agent=request.user_agent.string
+    )
     browser.remember_login(client, browser_session)
     browser.mark_pending(rid, login_at=int(time.time()))
     return redirect(browser.resume_url(rid), 303)

@@ -41,7 +41,9 @@ def login():
         else:
             # The event is committed with the session row: one transaction for the sign-in.
             audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
-            browser_session = sessions.start(client, user, amr=["pwd"])
+            browser_session = sessions.start(
+                client, user, amr=["pwd"], ip=request.remote_addr, user_agent=request.user_agent.string
+            )
             browser.remember_login(client, browser_session)
             browser.mark_pending(rid, login_at=int(time.time()))
             return redirect(browser.resume_url(rid), 303)

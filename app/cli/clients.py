@@ -32,7 +32,10 @@ def _jwks_value(value):
 @click.option("--require-pkce/--no-require-pkce", default=None)
 @click.option("--require-consent/--no-require-consent", default=None)
 @click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400).")
-@click.option("--refresh-token-lifetime", type=int, help="Seconds (300 to 7776000).")
+@click.option("--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives.")
+@click.option(
+    "--refresh-token-max-lifetime", type=int, help="Seconds (300 to 31536000) a refresh-token family lives at most."
+)
 @click.option("--jwks", help="Public JWK Set for private_key_jwt (JSON, or @file).")
 @json_option
 @service_errors
@@ -62,6 +65,29 @@ def clients_create(public, auth_methods, as_json, jwks, **options):
     click.echo(f"Created client {client.client_id}.")
     if secret:
         click.echo(f"Client secret (shown once; store it now): {secret}")
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--description")
+@click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400).")
+@click.option("--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives.")
+@click.option(
+    "--refresh-token-max-lifetime", type=int, help="Seconds (300 to 31536000) a refresh-token family lives at most."
+)
+@json_option
+@service_errors
+def clients_update(client_id, as_json, **options):
+    """Change a client's name, description or token lifetimes; families already issued keep their end."""
+    changes = {k: v for k, v in options.items() if v is not None}
+    if not changes:
+        fail("nothing to change: give at least one option")
+    client, _ = client_service.update_client(client_id, **changes)
+    if as_json:
+        emit_json(client_service.to_dict(client))
+    else:
+        click.echo(f"Updated client {client.client_id}: {', '.join(sorted(changes))}.")
 
 
 @clients_cli.command("list")

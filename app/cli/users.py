@@ -5,6 +5,7 @@ from flask.cli import AppGroup
 
 from app.cli.common import client_option, emit_json, fail, fields_out, json_option, service_errors, table
 from app.services import clients as client_service
+from app.services import sessions as session_service
 from app.services import users as user_service
 
 users_cli = AppGroup("users", help="Manage the users of a client.")
@@ -130,3 +131,43 @@ def users_remove_role(client_id, username, role_name):
     """Take a role away from a user."""
     user_service.remove_role(client_id, username, role_name)
     click.echo(f"{username} in client {client_id} no longer holds {role_name}.")
+
+
+@users_cli.command("sessions")
+@client_option
+@username_option
+@json_option
+@service_errors
+def users_sessions(client_id, username, as_json):
+    """List a user's live sign-in sessions, offline grants and consents."""
+    client = client_service.get_client(client_id)
+    data = session_service.overview(client, user_service.get_user(client, username))
+    if as_json:
+        emit_json(data)
+        return
+    click.echo("Sessions:")
+    table(
+        [[s["id"][:8], s["started_at"][:19], s["last_seen_at"][:19], s["ip"] or "-", s["user_agent"] or "-"]
+         for s in data["sessions"]],
+        ["SESSION", "STARTED", "LAST_SEEN", "IP", "USER_AGENT"],
+    )  # fmt: skip
+    click.echo("Offline grants:")
+    table(
+        [[g["family"][:8], g["scope"], g["last_used_at"][:19], g["ends_at"][:19]] for g in data["offline_grants"]],
+        ["FAMILY", "SCOPE", "LAST_USED", "ENDS"],
+    )
+    click.echo("Consents:")
+    table([[" ".join(c["scopes"]), c["granted_at"][:19]] for c in data["consents"]], ["SCOPES", "GRANTED"])
+
+
+@users_cli.command("sign-out")
+@client_option
+@username_option
+@service_errors
+def users_sign_out(client_id, username):
+    """End all of a user's sessions and revoke all their tokens, offline ones too."""
+    ended = session_service.sign_out_everywhere(client_id, username)
+    click.echo(
+        f"Signed {username} in client {client_id} out everywhere: "
+        f"{ended['sessions']} sessions ended, {ended['families']} refresh-token families revoked."
+    )

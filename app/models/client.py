@@ -29,7 +29,10 @@ class Client(Model, ClientMixin):
     scopes: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     # Step 4: token settings.
     access_token_lifetime: Mapped[int] = mapped_column(default=3600)
+    # The idle timeout of a refresh token: each rotation's token expires this long after it is issued.
     refresh_token_lifetime: Mapped[int] = mapped_column(default=30 * 86400)
+    # The absolute maximum of a refresh-token family, counted from the code exchange.
+    refresh_token_max_lifetime: Mapped[int] = mapped_column(default=90 * 86400)
     require_pkce: Mapped[bool] = mapped_column(default=True)
     token_format: Mapped[str] = mapped_column(sa.String(16), default="jwt")
     signing_alg: Mapped[str] = mapped_column(sa.String(16), default="RS256")

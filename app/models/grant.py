@@ -31,6 +31,12 @@ class BrowserSession(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Last sign-in, authorization or refresh through it (written at most once a minute);
+    # the idle timeout counts from here.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where the sign-in came from, for the console's list of sessions.
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(255))
 
 
 class AuthorizationCode(Model):
@@ -98,6 +104,8 @@ class RefreshToken(Model):
     idp: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the whole family ends however often it is used (the client's absolute maximum from its code).
+    family_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The JWT access token issued with this refresh token, so revoking the family reaches it.
@@ -111,6 +119,11 @@ class RefreshToken(Model):
 
     def get_scope(self) -> str:
         return self.scope
+
+    @property
+    def is_offline(self) -> bool:
+        """Granted offline_access: survives the end of the browser session it came from."""
+        return "offline_access" in self.scope.split()
 
 
 class AccessToken(Model):

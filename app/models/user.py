@@ -29,6 +29,8 @@ class User(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Password change, disable or "sign out everywhere": access JWTs issued up to then are inactive.
+    credentials_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     roles: Mapped[list[Role]] = relationship(
         secondary="user_roles",

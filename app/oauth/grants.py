@@ -11,7 +11,7 @@ from flask import current_app, g
 from app.capabilities import AUTH_METHODS, CODE_CHALLENGE_METHODS, CONFIDENTIAL_AUTH_METHODS
 from app.extensions import db
 from app.models import AuthorizationCode, User
-from app.services import tokens
+from app.services import sessions, tokens
 from app.services.keys import keyring
 
 
@@ -81,6 +81,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if row is not None and tokens.is_rotated(row):
             tokens.report_reuse(row, self.request.client)  # committed with the error response
             return None
+        if row is None:
+            return None
+        # The sign-in session it came from, if still live: a token without offline_access ends with it.
+        self.request.browser_session = sessions.find_live(row.session_id)
+        if self.request.browser_session is None and row.session_id and not row.is_offline:
+            return None
         return row
 
     def authenticate_user(self, refresh_token):
@@ -91,6 +97,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not tokens.rotate_refresh_token(self.request.refresh_token):
             tokens.report_reuse(self.request.refresh_token, self.request.client)
             raise InvalidGrantError("The refresh token was already used.")
+        if self.request.browser_session is not None and not self.request.refresh_token.is_offline:
+            # Using a session-bound token keeps its sign-in alive; an offline one lives on its own.
+            sessions.touch(self.request.browser_session)
         super().save_token(token)
 
     def revoke_old_credential(self, refresh_token):
@@ -159,8 +168,11 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         source = request.authorization_code or request.refresh_token
         sign_in = tokens.sign_in_of(source)
         if request.authorization_code is None:
-            # A refreshed ID token repeats the original sign-in but carries no nonce.
+            # A refreshed ID token repeats the original sign-in but carries no nonce, and names its
+            # session only while that lives (an offline token outlives it).
             sign_in.nonce = None
+            if getattr(request, "browser_session", None) is None:
+                sign_in.session_id = None
         return tokens.id_token(request.client, request.user, token["scope"], sign_in, token.get("access_token"))
 
 

@@ -16,6 +16,7 @@ REFRESH_TOKEN_REUSED = "refresh_token_reused"
 CODE_REPLAYED = "authorization_code_replayed"
 KEYS_ROTATED = "signing_keys_rotated"
 KEY_REVOKED = "signing_key_revoked"
+SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
 
 
 def record(

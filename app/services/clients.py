@@ -41,7 +41,10 @@ CONSOLE_ADMIN_ROLE = "ROLE_AUTHGATE_ADMIN"
 
 
 ACCESS_TOKEN_LIFETIME = (60, 24 * 3600)
+# refresh_token_lifetime is the idle timeout: each rotation's token lives this long. The family
+# as a whole ends refresh_token_max_lifetime after its code was exchanged, however often it is used.
 REFRESH_TOKEN_LIFETIME = (300, 90 * 86400)
+REFRESH_TOKEN_MAX_LIFETIME = (300, 365 * 86400)
 
 CLIENT_ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]$")
 
@@ -54,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "scopes": list(STANDARD_SCOPES),
     "access_token_lifetime": 3600,
     "refresh_token_lifetime": 30 * 86400,
+    "refresh_token_max_lifetime": 90 * 86400,
     "require_pkce": True,
     "token_format": "jwt",
     "signing_alg": "RS256",
@@ -116,6 +120,10 @@ def check_refresh_token_lifetime(value) -> int:
     return check_seconds(value, *REFRESH_TOKEN_LIFETIME, "5 minutes to 90 days")
 
 
+def check_refresh_token_max_lifetime(value) -> int:
+    return check_seconds(value, *REFRESH_TOKEN_MAX_LIFETIME, "5 minutes to 365 days")
+
+
 def check_jwks(value) -> dict | None:
     if value in (None, "", {}):
         return None
@@ -149,6 +157,7 @@ VALIDATORS = {
     "scopes": check_scopes,
     "access_token_lifetime": check_access_token_lifetime,
     "refresh_token_lifetime": check_refresh_token_lifetime,
+    "refresh_token_max_lifetime": check_refresh_token_max_lifetime,
     "require_pkce": check_bool,
     "token_format": choice(TOKEN_FORMATS),
     "signing_alg": choice(SIGNING_ALGS),
@@ -201,6 +210,9 @@ def validate_client(fields: dict) -> dict:
     refresh = clean.get("refresh_token_lifetime")
     if access and refresh and refresh < access:
         errors.add("refresh_token_lifetime", "must be at least the access token lifetime")
+    most = clean.get("refresh_token_max_lifetime")
+    if refresh and most and most < refresh:
+        errors.add("refresh_token_max_lifetime", "must be at least the refresh token idle timeout")
     errors.raise_if_any()
     return clean
 

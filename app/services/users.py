@@ -308,11 +308,21 @@ def update_user(client_id: str, username: str, **changes) -> User:
             _ensure_unique(client, None, clean["email"], user)
             if clean["email"] != user.email:
                 user.email_verified = False
+        disabling = user.enabled and clean.get("enabled") is False
         for field, value in clean.items():
             setattr(user, field, value)
         if user.email is None:
             user.email_verified = False
+        if disabling:
+            _end_everything(user, "disabled")
     return user
+
+
+def _end_everything(user: User, reason: str) -> None:
+    """A credential change ends the user's sign-ins and tokens (imported here: sessions reads users)."""
+    from app.services import sessions
+
+    sessions.end_everything(user, reason)
 
 
 def set_password(client_id: str, username: str, password: str | None) -> User:
@@ -324,6 +334,7 @@ def set_password(client_id: str, username: str, password: str | None) -> User:
         else:
             check_password(password, user.username)
             user.password_hash = hash_password(password)
+        _end_everything(user, "password_changed")
     return user
 
 

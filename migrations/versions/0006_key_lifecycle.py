@@ -6,7 +6,7 @@ every worker once a second), the settings the serving workers record (JWKS max-a
 interval) for rotation times, and leases that let one process at a time run a job.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

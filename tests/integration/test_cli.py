@@ -358,3 +358,29 @@ def test_purge_deletes_only_what_expired(runner, make_client, make_user):
     result = run(runner, "purge")
     assert result.exit_code == 0 and "1 revoked jtis" in result.output
     assert db.session.scalars(sa.select(RevokedJti.jti)).all() == ["live"]
+
+
+def test_clients_create_takes_the_refresh_token_idle_timeout_and_maximum(runner):
+    base = ["clients", "create", "--client-id", "web", "--name", "Web", "--redirect-uri", "https://a.example/cb"]
+    result = run(runner, *base, "--refresh-token-lifetime", "3600", "--refresh-token-max-lifetime", "86400")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(run(runner, "clients", "show", "web", "--json").output)
+    assert shown["refresh_token_lifetime"] == 3600 and shown["refresh_token_max_lifetime"] == 86400
+    bad = run(
+        runner, *base[:3], "web2", *base[4:], "--refresh-token-lifetime", "7200", "--refresh-token-max-lifetime", "3600"
+    )
+    assert bad.exit_code == 2 and "refresh_token_max_lifetime" in bad.output
+
+
+def test_clients_update_changes_the_refresh_token_lifetimes(runner):
+    create = ["clients", "create", "--client-id", "web", "--name", "Web", "--redirect-uri", "https://a.example/cb"]
+    assert run(runner, *create).exit_code == 0
+    lifetimes = ["--refresh-token-lifetime", "3600", "--refresh-token-max-lifetime", "86400"]
+    result = run(runner, "clients", "update", "web", *lifetimes, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["refresh_token_lifetime"], data["refresh_token_max_lifetime"]) == (3600, 86400)
+    too_short = run(runner, "clients", "update", "web", "--refresh-token-max-lifetime", "600")
+    assert too_short.exit_code == 2 and len(too_short.output.strip().splitlines()) == 1
+    assert run(runner, "clients", "update", "web").exit_code == 2
+    assert run(runner, "clients", "update", "nope", "--name", "x").exit_code == 2

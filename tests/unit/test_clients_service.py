@@ -71,6 +71,13 @@ PUBLIC_JWKS = {
             "refresh_token_lifetime",
             "at least the access token lifetime",
         ),
+        ({"refresh_token_max_lifetime": 366 * 86400}, "refresh_token_max_lifetime", "between 300"),
+        ({"refresh_token_max_lifetime": 299}, "refresh_token_max_lifetime", "between 300"),
+        (
+            {"refresh_token_lifetime": 7200, "refresh_token_max_lifetime": 3600},
+            "refresh_token_max_lifetime",
+            "at least the refresh token idle timeout",
+        ),
         ({"token_format": "saml"}, "token_format", "jwt, opaque"),
         ({"signing_alg": "HS256"}, "signing_alg", "RS256, ES256, EdDSA"),
         (
@@ -210,3 +217,14 @@ def test_list_searches_and_paginates_in_the_database(app, make_client):
     # LIKE wildcards in the search text are literal.
     assert [c.client_id for c in service.list_clients("100%").items] == ["billing"]
     assert service.list_clients("_").total == 0
+
+
+def test_refresh_token_idle_timeout_and_maximum_are_stored_and_shown(app):
+    client, _ = service.create_client(**GOOD, refresh_token_lifetime=3600, refresh_token_max_lifetime=86400)
+    assert (client.refresh_token_lifetime, client.refresh_token_max_lifetime) == (3600, 86400)
+    data = service.to_dict(client)
+    assert data["refresh_token_lifetime"] == 3600 and data["refresh_token_max_lifetime"] == 86400
+    default, _ = service.create_client(**{**GOOD, "client_id": "other"})
+    assert default.refresh_token_max_lifetime == 90 * 86400
+    updated, _ = service.update_client("web", refresh_token_max_lifetime=7200)
+    assert updated.refresh_token_max_lifetime == 7200

@@ -43,3 +43,48 @@ def test_upgrade_downgrade_upgrade(empty_database_url):
         assert tables(db.engine) == expected
         db.session.remove()
         db.engine.dispose()
+
+
+def test_0005_migrates_existing_clients_and_refresh_tokens(empty_database_url):
+    """refresh_token_lifetime stays the idle timeout, the maximum covers it, families end when their token does."""
+    app = make_app(empty_database_url)
+    when = "2026-11-30 12:00:00+00:00"
+    with app.app_context():
+        upgrade(revision="0004")
+        conn = db.session.connection()
+        for pk, client_id, lifetime in ((1, "short", 3600), (2, "long", 90 * 86400)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO clients (id, client_id, name, description, token_endpoint_auth_methods, grant_types,"
+                    " redirect_uris, post_logout_redirect_uris, scopes, access_token_lifetime, refresh_token_lifetime,"
+                    " require_pkce, token_format, signing_alg, require_consent, created_at, updated_at) VALUES"
+                    " (:pk, :client_id, 'x', '', '[]', '[]', '[]', '[]', '[]', 60, :lifetime, true, 'jwt', 'RS256',"
+                    " false, :when, :when)"
+                ),
+                {"pk": pk, "client_id": client_id, "lifetime": lifetime, "when": when},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, client_pk, sub, username, first_name, last_name, enabled, email_verified,"
+                " created_at, updated_at) VALUES (1, 1, 's', 'alice', '', '', true, false, :when, :when)"
+            ),
+            {"when": when},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO refresh_tokens (id, token_hash, family_id, client_pk, user_id, scope, auth_time, amr,"
+                " created_at, expires_at) VALUES (1, 'h', 'f', 1, 1, 'openid', 0, '[]', :when, :expires)"
+            ),
+            {"when": when, "expires": "2026-12-30 12:00:00+00:00"},
+        )
+        db.session.commit()
+        upgrade()
+        conn = db.session.connection()
+        maxima = dict(conn.execute(sa.text("SELECT client_id, refresh_token_max_lifetime FROM clients")).all())
+        assert maxima == {"short": 90 * 86400, "long": 90 * 86400}
+        family_end, expires = conn.execute(sa.text("SELECT family_expires_at, expires_at FROM refresh_tokens")).one()
+        assert family_end == expires
+        db.session.commit()
+        downgrade(revision="0004")
+        db.session.remove()
+        db.engine.dispose()

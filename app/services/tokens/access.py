@@ -100,18 +100,23 @@ def save(
     if "refresh_token" in token:
         if user is None or source is None:
             raise ValueError("a refresh token needs the user and the code or token it continues")
+        # Each rotation lives the idle timeout, never past the family's absolute end.
+        family_end = previous.family_expires_at if previous else _at(now + client.refresh_token_max_lifetime)
         db.session.add(
             RefreshToken(
                 token_hash=sha256_hex(token["refresh_token"]),
                 family_id=family_id,
                 client_pk=client.id,
                 user_id=user.id,
-                scope=token["scope"],
+                # The grant's scope, even when this refresh asked for less (RFC 6749 6): whether the
+                # family is offline never changes.
+                scope=previous.scope if previous else token["scope"],
                 session_id=source.session_id,
                 auth_time=source.auth_time,
                 amr=source.amr,
                 idp=source.idp,
-                expires_at=_at(now + client.refresh_token_lifetime),
+                expires_at=min(_at(now + client.refresh_token_lifetime), family_end),
+                family_expires_at=family_end,
                 access_jti=deny_jti,
                 access_expires_at=expires_at if deny_jti else None,
             )
@@ -120,6 +125,15 @@ def save(
         code.family_id = family_id
         code.access_jti = deny_jti
         code.access_expires_at = expires_at if deny_jti else None
+
+
+def issued_before_change(user: User, iat: int) -> bool:
+    """Whether a token issued at `iat` predates the user's last credential change.
+
+    `iat` has whole seconds: a token of the very second of the change counts as before it.
+    """
+    changed = user.credentials_changed_at
+    return changed is not None and iat <= int(changed.timestamp())
 
 
 # --- reading tokens back (introspection, userinfo, revocation) --------------------------
@@ -215,7 +229,7 @@ def _inspect_jwt(value: str) -> TokenInfo | None:
         found = db.session.execute(
             _JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}
         ).first()
-        if found is None or found[1] or not found[0].enabled:
+        if found is None or found[1] or not found[0].enabled or issued_before_change(found[0], claims["iat"]):
             return None
         user = found[0]
     elif is_denied(claims["jti"]):
@@ -246,7 +260,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
     client_id, user = found[1], found[2]
     if row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
         return None
-    if isinstance(row, RefreshToken) and row.used_at is not None:
+    if isinstance(row, RefreshToken) and (row.used_at is not None or _session_ended(row)):
         return None
     if row.user_id is not None and (user is None or not user.enabled):
         return None
@@ -256,6 +270,15 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
         int(row.expires_at.timestamp()), int(row.created_at.timestamp()), getattr(row, "jti", None),
         user, roles_of(user) if user else None, row,
     )  # fmt: skip
+
+
+def _session_ended(row: RefreshToken) -> bool:
+    """A session-bound refresh token whose browser session is over: inactive, as the refresh grant finds it."""
+    if row.is_offline or not row.session_id:
+        return False
+    from app.services.sessions import find_live  # sessions imports this package
+
+    return find_live(row.session_id) is None
 
 
 def revoke(value: str, client: Client) -> None:

@@ -102,3 +102,25 @@ def revoke_family(family_id: str) -> int:
         .values(revoked_at=now)
     )
     return revoked
+
+
+def revoke_user_tokens(user_id: int) -> int:
+    """Revoke every refresh-token family of a user (offline ones too) and their opaque access tokens.
+
+    Used when the user's credentials change; JWT access tokens are refused by their `iat` instead
+    (see `access.issued_before_change`). Returns how many families were revoked.
+    """
+    families = db.session.scalars(
+        sa.select(RefreshToken.family_id)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .distinct()
+        .order_by(RefreshToken.family_id)
+    ).all()
+    for family_id in families:
+        revoke_family(family_id)
+    db.session.execute(
+        sa.update(AccessToken)
+        .where(AccessToken.user_id == user_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return len(families)
