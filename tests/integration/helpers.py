@@ -155,3 +155,19 @@ def post(client, url, data=None, **kwargs):
 
 def text(response) -> str:
     return response.get_data(as_text=True)
+
+
+def introspect(tenant, token: str, auth=None) -> dict:
+    """Introspect a token as the tenant's client (or as `auth`); the endpoint must answer 200."""
+    response = requests.post(
+        f"{tenant.url}/oauth2/introspect", data={"token": token}, auth=auth or (tenant.client_id, tenant.secret),
+        timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def userinfo_status(tenant, access_token: str) -> int:
+    return requests.get(
+        f"{tenant.url}/oauth2/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=10
+    ).status_code

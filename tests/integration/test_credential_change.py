@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import requests
 import sqlalchemy as sa
 from authlib.integrations.base_client import OAuthError
 
@@ -12,23 +11,9 @@ from app.models import AuditEvent, BrowserSession
 from app.services import sessions
 from app.services import users as user_service
 from tests.helpers import query_of
-from tests.integration.helpers import PASSWORD, run_code_flow, start
+from tests.integration.helpers import PASSWORD, introspect, run_code_flow, start, userinfo_status
 
 ONLINE = "openid profile email roles"
-
-
-def introspect(tenant, token):
-    response = requests.post(
-        f"{tenant.url}/oauth2/introspect", data={"token": token}, auth=(tenant.client_id, tenant.secret), timeout=5
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def userinfo_status(tenant, access_token):
-    return requests.get(
-        f"{tenant.url}/oauth2/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=5
-    ).status_code
 
 
 def refused(tenant, session, token) -> str:

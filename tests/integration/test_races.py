@@ -31,6 +31,7 @@ from tests.integration.helpers import (
     SCOPE,
     VERIFIER,
     authorize_params,
+    introspect,
     run_code_flow,
 )
 
@@ -69,15 +70,6 @@ def token_request(tenant, data: dict) -> requests.Response:
     return requests.post(
         f"{tenant.url}/oauth2/token", data=data, auth=(tenant.client_id, tenant.secret), timeout=TIMEOUT
     )
-
-
-def introspect(tenant, token: str) -> dict:
-    response = requests.post(
-        f"{tenant.url}/oauth2/introspect", data={"token": token}, auth=(tenant.client_id, tenant.secret),
-        timeout=TIMEOUT,
-    )  # fmt: skip
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def get_code(tenant) -> str:

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import requests
 import sqlalchemy as sa
 from authlib.integrations.base_client import OAuthError
 
@@ -12,7 +11,7 @@ from app.extensions import db
 from app.models import BrowserSession, RefreshToken
 from app.services.crypto import sha256_hex
 from tests.helpers import query_of, verify_jwt
-from tests.integration.helpers import LOGOUT_URI, run_code_flow, start
+from tests.integration.helpers import LOGOUT_URI, introspect, run_code_flow, start
 
 ONLINE = "openid profile email roles"
 
@@ -30,14 +29,6 @@ def refused(tenant, session, token) -> str:
 def rp_logout(browser, token):
     query = urlencode({"id_token_hint": token["id_token"], "post_logout_redirect_uri": LOGOUT_URI})
     assert browser.get("/oauth2/logout?" + query).status_code == 302
-
-
-def introspect(tenant, token):
-    response = requests.post(
-        f"{tenant.url}/oauth2/introspect", data={"token": token}, auth=(tenant.client_id, tenant.secret), timeout=5
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def row_of(token) -> RefreshToken:

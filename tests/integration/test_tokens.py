@@ -11,23 +11,11 @@ from app.models import AccessToken, AuditEvent
 from app.services import users as user_service
 from app.services.crypto import sha256_hex
 from tests.helpers import verify_jwt
-from tests.integration.helpers import run_code_flow
+from tests.integration.helpers import introspect, run_code_flow, userinfo_status
 
 
 def post(tenant, path, auth, **data):
     return requests.post(f"{tenant.url}{path}", data=data, auth=auth, timeout=5)
-
-
-def introspect(tenant, token, auth=None):
-    response = post(tenant, "/oauth2/introspect", auth or (tenant.client_id, tenant.secret), token=token)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def userinfo_status(tenant, access_token):
-    return requests.get(
-        f"{tenant.url}/oauth2/userinfo", headers={"Authorization": f"Bearer {access_token}"}, timeout=5
-    ).status_code
 
 
 @pytest.mark.parametrize("token_format", ["jwt", "opaque"])
