@@ -18,8 +18,9 @@ from app.auth import bp, browser
 from app.auth.pending import error_page
 from app.capabilities import RESPONSE_MODES, RESPONSE_TYPES
 from app.extensions import authorization, csrf
-from app.oauth.params import find_client, malformed, quoted
+from app.oauth.params import malformed, quoted
 from app.services import committed, sessions
+from app.services.client_cache import cached_client
 
 # max_age is a number of seconds; more digits than this are not a lifetime (and int() refuses
 # strings of thousands of digits).
@@ -39,7 +40,7 @@ def _identify_client():
     if len(client_ids) != 1 or not client_ids[0]:
         why = "repeats client_id" if client_ids else "has no client_id"
         return None, None, ("This sign-in link is broken", f"The application's request {why}.")
-    client = find_client(client_ids[0])
+    client = cached_client(client_ids[0])
     if client is None:
         return (
             None,

@@ -1,17 +1,9 @@
 """What a request's parameters must be before the protocol reads them, and error text built from them."""
 
-from typing import cast
-
-import sqlalchemy as sa
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from werkzeug.datastructures import MultiDict
 
-from app.models import Client
-from app.services.client_cache import cached_client
-
-# No client_id is longer than its column; a longer one is not looked up at all.
-CLIENT_ID_MAX: int = cast(sa.String, Client.__table__.c.client_id.type).length or 64
 # How much of a value sent by the caller an error description quotes.
 QUOTED_MAX = 40
 
@@ -19,13 +11,6 @@ QUOTED_MAX = 40
 def has_nul(text: str) -> bool:
     # PostgreSQL text cannot hold NUL: a query with one fails instead of finding nothing.
     return "\x00" in text
-
-
-def find_client(client_id) -> Client | None:
-    """The client a request names; None for an id no client can have (wrong type, empty, too long, NUL)."""
-    if not isinstance(client_id, str) or not client_id or len(client_id) > CLIENT_ID_MAX or has_nul(client_id):
-        return None
-    return cached_client(client_id)
 
 
 def error_text(text: str) -> str:

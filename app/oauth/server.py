@@ -17,14 +17,14 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from app.oauth.params import find_client
 from app.oauth.requests import JsonRequest, OAuth2Request, Protector
 from app.services import tokens
+from app.services.client_cache import cached_client
 
 
 def query_client(client_id: str) -> Client | None:
     """Called by Authlib to find a client: from this worker's short cache, else one indexed query."""
-    return find_client(client_id)
+    return cached_client(client_id)
 
 
 def save_token(token: dict, request) -> None:

@@ -1,6 +1,7 @@
 """The protocol endpoints' per-process cache of clients, and the one query that finds a client."""
 
 import time
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -9,10 +10,17 @@ from app.models import Client
 from app.runtime import runtime
 
 _BY_CLIENT_ID = sa.select(Client).where(Client.client_id == sa.bindparam("client_id"))
+# No client_id is longer than its column; a longer one is not looked up at all.
+CLIENT_ID_MAX: int = cast(sa.String, Client.__table__.c.client_id.type).length or 64
 
 
 def find_client(client_id: str) -> Client | None:
-    if not isinstance(client_id, str):
+    """The client with this id; None for an id no client can have (not a string, empty, too long, NUL).
+
+    PostgreSQL fails on text holding a NUL instead of finding nothing, so such an id from a URL,
+    a form or a header never reaches the query, whichever page or endpoint it came through.
+    """
+    if not isinstance(client_id, str) or not client_id or len(client_id) > CLIENT_ID_MAX or "\x00" in client_id:
         return None
     return db.session.scalar(_BY_CLIENT_ID, {"client_id": client_id})
 
