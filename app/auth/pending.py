@@ -1,11 +1,13 @@
 """What every hosted page of a sign-in shares: the parked authorization request it serves, and its error pages."""
 
+import time
 from urllib.parse import parse_qs
 
-from flask import render_template, request
+from flask import redirect, render_template, request
 
 from app.auth import browser
-from app.models import Client
+from app.models import Client, User
+from app.services import audit, sessions
 from app.services.client_cache import cached_client
 
 FAILED_LOGIN = "Invalid username or password."
@@ -35,3 +37,18 @@ def no_request():
         "This page is part of signing in to an application, and that sign-in has "
         "expired or was never started. Go back to the application and sign in again.",
     )
+
+
+def finish_sign_in(client: Client, user: User, rid: str, amr: list[str], idp: str | None = None, **detail):
+    """Record a successful sign-in, start its session, and send the browser back to its pending request."""
+    # The event is committed with the session row: one transaction for the sign-in.
+    audit.record(
+        audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed" if idp else "pwd",
+        **({"idp": idp} if idp else {}), **detail,
+    )  # fmt: skip
+    browser_session = sessions.start(
+        client, user, amr=amr, idp=idp, ip=request.remote_addr, user_agent=request.user_agent.string
+    )
+    browser.remember_login(client, browser_session)
+    browser.mark_pending(rid, login_at=int(time.time()))
+    return redirect(browser.resume_url(rid), 303)

@@ -12,9 +12,9 @@ from flask import redirect, render_template, request, session, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import LinkForm, SeparateAccountForm
-from app.auth.pending import FAILED_LOGIN, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request
 from app.models import Client, IdentityProvider, User
-from app.services import audit, committed, idps, sessions, social
+from app.services import audit, committed, idps, social
 from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 
@@ -92,17 +92,7 @@ def _pop_flow(state: str | None) -> dict | None:
 
 
 def _signed_in(client: Client, provider: IdentityProvider, user: User, rid: str, amr: list[str], **detail):
-    # The event is committed with the session row: one transaction for the sign-in.
-    audit.record(
-        audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed", idp=provider.slug,
-        **detail,
-    )  # fmt: skip
-    browser_session = sessions.start(
-        client, user, amr=amr, idp=provider.slug, ip=request.remote_addr, user_agent=request.user_agent.string
-    )
-    browser.remember_login(client, browser_session)
-    browser.mark_pending(rid, login_at=int(time.time()))
-    return redirect(browser.resume_url(rid), 303)
+    return finish_sign_in(client, user, rid, amr, idp=provider.slug, **detail)
 
 
 def _pending_link(rid: str, client: Client, slug: str) -> dict | None:

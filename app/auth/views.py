@@ -1,12 +1,10 @@
 """The sign-in and consent pages of a pending authorization request."""
 
-import time
-
 from flask import redirect, render_template, request, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import ConsentForm, LoginForm
-from app.auth.pending import FAILED_LOGIN, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request
 from app.services import audit, committed, idps, sessions
 from app.services import users as user_service
 
@@ -39,14 +37,7 @@ def login():
             )  # fmt: skip
             error = FAILED_LOGIN
         else:
-            # The event is committed with the session row: one transaction for the sign-in.
-            audit.record(audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="pwd")
-            browser_session = sessions.start(
-                client, user, amr=["pwd"], ip=request.remote_addr, user_agent=request.user_agent.string
-            )
-            browser.remember_login(client, browser_session)
-            browser.mark_pending(rid, login_at=int(time.time()))
-            return redirect(browser.resume_url(rid), 303)
+            return finish_sign_in(client, user, rid, amr=["pwd"])
     providers = idps.enabled_providers(client)
     return render_template("auth/login.html", form=form, client=client, error=error, providers=providers)
 
