@@ -8,7 +8,6 @@ from urllib.parse import unquote
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -16,6 +15,7 @@ from joserfc.jwk import KeySet
 from app.capabilities import ASSERTION_ALGS
 from app.oauth.params import error_text, has_nul
 from app.services import tokens
+from app.services.tokens.claims import issuer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     ALGORITHMS = list(ASSERTION_ALGS)
 
     def get_audiences(self):
-        base = current_app.config["AUTHGATE_ISSUER"]
+        base = issuer()
         return [base, f"{base}/oauth2/token", f"{base}/oauth2/introspect", f"{base}/oauth2/revoke"]
 
     def resolve_client_public_key(self, client):

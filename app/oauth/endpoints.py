@@ -10,7 +10,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import current_app, g
+from flask import g
 from joserfc.jwk import KeySet
 
 from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS, TOKEN_TYPE_HINTS
@@ -18,10 +18,7 @@ from app.oauth.params import quoted
 from app.services import tokens
 from app.services.client_cache import cached_client
 from app.services.keys import keyring
-
-
-def issuer() -> str:
-    return current_app.config["AUTHGATE_ISSUER"]
+from app.services.tokens.claims import issuer
 
 
 class TokenView:

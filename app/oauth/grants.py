@@ -6,13 +6,14 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core import grants as oidc_grants
-from flask import current_app, g
+from flask import g
 
 from app.capabilities import AUTH_METHODS, CODE_CHALLENGE_METHODS, CONFIDENTIAL_AUTH_METHODS
 from app.extensions import db
 from app.models import AuthorizationCode, User
 from app.services import sessions, tokens
 from app.services.keys import keyring
+from app.services.tokens.claims import issuer
 
 
 def _enabled_user(user_id: int, client_pk: int) -> User:
@@ -159,7 +160,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return keyring().signing_key(client.signing_alg).key
 
     def get_client_claims(self, client):
-        return {"iss": current_app.config["AUTHGATE_ISSUER"], "aud": client.client_id}
+        return {"iss": issuer(), "aud": client.client_id}
 
     def generate_user_info(self, user, scope):
         return UserInfo(tokens.user_claims(user, scope))
