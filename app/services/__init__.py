@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 
@@ -89,6 +90,11 @@ def committed(endpoint):
 def affected(statement: sa.Executable, params: dict[str, Any] | None = None) -> int:
     """Run an UPDATE or DELETE in the current transaction; return how many rows it changed."""
     return cast(sa.CursorResult, db.session.execute(statement, params)).rowcount
+
+
+def dialect_insert():
+    """This database's INSERT construct, which has `on_conflict_do_nothing` and `on_conflict_do_update`."""
+    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @contextmanager

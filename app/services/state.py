@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import ServerState
-from app.services import affected, transaction
+from app.services import affected, dialect_insert, transaction
 
 _TABLE = cast(sa.Table, ServerState.__table__)
 VERSION = sa.select(_TABLE.c.version).where(_TABLE.c.name == sa.bindparam("name"))
@@ -22,10 +21,6 @@ _VALUE = sa.select(_TABLE.c.value).where(_TABLE.c.name == sa.bindparam("name"))
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _insert():
-    return postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def bump(name: str) -> int:
@@ -37,7 +32,7 @@ def bump(name: str) -> int:
     """
     now = _now()
     statement = (
-        _insert()(_TABLE)
+        dialect_insert()(_TABLE)
         .values(name=name, version=1, updated_at=now)
         .on_conflict_do_update(index_elements=["name"], set_={"version": _TABLE.c.version + 1, "updated_at": now})
         .returning(_TABLE.c.version)
@@ -55,7 +50,7 @@ def put_value(name: str, data: dict) -> bool:
         return False
     now = _now()
     statement = (
-        _insert()(_TABLE)
+        dialect_insert()(_TABLE)
         .values(name=name, version=1, value=data, updated_at=now)
         .on_conflict_do_update(
             index_elements=["name"], set_={"value": data, "version": _TABLE.c.version + 1, "updated_at": now}
@@ -73,7 +68,7 @@ def take_lease(name: str, holder: str, seconds: float) -> bool:
     """
     now = _now()
     with transaction():
-        row = _insert()(_TABLE).values(name=name, version=0, updated_at=now)
+        row = dialect_insert()(_TABLE).values(name=name, version=0, updated_at=now)
         db.session.execute(row.on_conflict_do_nothing(index_elements=["name"]))
         won = affected(
             sa.update(_TABLE)

@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import RevokedJti
+from app.services import dialect_insert
 
 _IS_DENIED = sa.select(sa.exists().where(RevokedJti.jti == sa.bindparam("jti")))
 _TABLE = cast(sa.Table, RevokedJti.__table__)
@@ -19,9 +19,8 @@ def deny(jti: str, expires_at: datetime) -> bool:
     Insert-or-ignore: two requests that deny the same jti at once (parallel replays of one code)
     both succeed, and the one that came second learns it, without a unique violation.
     """
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(_TABLE)
+        dialect_insert()(_TABLE)
         .values(jti=jti, expires_at=expires_at)
         .on_conflict_do_nothing(index_elements=["jti"])
         # RETURNING rather than rowcount: psycopg reports no row count for this statement.
