@@ -86,7 +86,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         # The sign-in session it came from, if still live: a token without offline_access ends with it.
         self.request.browser_session = sessions.find_live(row.session_id)
-        if self.request.browser_session is None and row.session_id and not row.is_offline:
+        if self.request.browser_session is None and tokens.is_session_bound(row):
             return None
         return row
 

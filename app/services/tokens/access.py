@@ -24,7 +24,7 @@ from app.services.crypto import new_secret, sha256_hex
 from app.services.keys import keyring
 from app.services.tokens.claims import access_token_claims, issuer, peek_claims, roles_of, sign
 from app.services.tokens.denylist import deny, is_denied
-from app.services.tokens.refresh import REFRESH_TOKEN_PREFIX, revoke_family
+from app.services.tokens.refresh import REFRESH_TOKEN_PREFIX, is_session_bound, revoke_family
 
 ACCESS_TOKEN_PREFIX = "agat_"
 # Clock skew allowed when checking our own JWTs.
@@ -274,7 +274,7 @@ def inspect(value: str, hint: str | None = None) -> TokenInfo | None:
 
 def _session_ended(row: RefreshToken) -> bool:
     """A session-bound refresh token whose browser session is over: inactive, as the refresh grant finds it."""
-    if row.is_offline or not row.session_id:
+    if not is_session_bound(row):
         return False
     from app.services.sessions import find_live  # sessions imports this package
 

@@ -39,6 +39,11 @@ def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
     return row
 
 
+def is_session_bound(row: RefreshToken) -> bool:
+    """A token without offline_access that came from a browser sign-in: it ends with that sign-in."""
+    return bool(row.session_id) and not row.is_offline
+
+
 def is_rotated(row: RefreshToken) -> bool:
     return row.used_at is not None
 
