@@ -90,10 +90,15 @@ def find_live(session_id: str | None) -> BrowserSession | None:
     return session if is_live(session) else None
 
 
+def _touch_due(session: BrowserSession, now: datetime) -> bool:
+    """Uses are written at most once a minute per session."""
+    return session.last_seen_at is None or now - session.last_seen_at >= TOUCH_EVERY
+
+
 def keep_alive(session: BrowserSession) -> None:
     """`touch` as a service write of its own, for a request that writes nothing else (the console's pages)."""
-    if session.last_seen_at is not None and datetime.now(UTC) - session.last_seen_at < TOUCH_EVERY:
-        return
+    if not _touch_due(session, datetime.now(UTC)):
+        return  # no empty transaction on every console page
     with transaction():
         touch(session)
 
@@ -101,7 +106,7 @@ def keep_alive(session: BrowserSession) -> None:
 def touch(session: BrowserSession) -> None:
     """Count a use of the session, in the caller's transaction; written at most once a minute."""
     now = datetime.now(UTC)
-    if session.last_seen_at is not None and now - session.last_seen_at < TOUCH_EVERY:
+    if not _touch_due(session, now):
         return
     db.session.execute(
         sa.update(BrowserSession)
