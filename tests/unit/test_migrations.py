@@ -88,3 +88,50 @@ def test_0005_migrates_existing_clients_and_refresh_tokens(empty_database_url):
         downgrade(revision="0004")
         db.session.remove()
         db.engine.dispose()
+
+
+def index_names(table: str) -> set[str]:
+    """The table's indexes, expression indexes too (SQLAlchemy's inspector skips those on SQLite)."""
+    conn = db.session.connection()
+    if conn.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table"
+    else:
+        query = "SELECT indexname FROM pg_indexes WHERE tablename = :table"
+    return set(conn.execute(sa.text(query), {"table": table}).scalars())
+
+
+def test_0007_adds_the_audit_actor_to_existing_events_and_takes_it_away(empty_database_url):
+    """Events recorded before 0007 have no actor; its indexes come and go with it; the events stay."""
+    app = make_app(empty_database_url)
+    with app.app_context():
+        upgrade(revision="0006")
+        conn = db.session.connection()
+        conn.execute(
+            sa.text("INSERT INTO audit_events (at, kind, username, detail) VALUES (:when, 'login_failed', 'x', '{}')"),
+            {"when": "2026-12-01 12:00:00+00:00"},
+        )
+        db.session.commit()
+        upgrade()
+        inspector = sa.inspect(db.engine)
+        assert "actor" in {column["name"] for column in inspector.get_columns("audit_events")}
+        assert {"ix_audit_events_actor", "ix_audit_events_username"} <= index_names("audit_events")
+        conn = db.session.connection()
+        assert conn.execute(sa.text("SELECT kind, actor FROM audit_events")).all() == [("login_failed", None)]
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_events (at, kind, actor, detail) VALUES (:when, 'user_created', 'cli:root', '{}')"
+            ),
+            {"when": "2026-12-02 12:00:00+00:00"},
+        )
+        # The username filter's lower(username) index is the one the page's query can use.
+        found = conn.execute(sa.text("SELECT count(*) FROM audit_events WHERE lower(username) = 'x'")).scalar()
+        assert found == 1
+        db.session.commit()
+        downgrade(revision="0006")
+        inspector = sa.inspect(db.engine)
+        assert "actor" not in {column["name"] for column in inspector.get_columns("audit_events")}
+        assert not {"ix_audit_events_actor", "ix_audit_events_username"} & index_names("audit_events")
+        kinds = db.session.connection().execute(sa.text("SELECT kind FROM audit_events ORDER BY id")).scalars().all()
+        assert kinds == ["login_failed", "user_created"]
+        db.session.remove()
+        db.engine.dispose()
