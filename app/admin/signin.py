@@ -9,11 +9,12 @@ page, or when the user is disabled or loses the role) signs the admin out of the
 """
 
 import hmac
+from contextlib import ExitStack
 from urllib.parse import urlencode, urlsplit
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_user, logout_user
 
 from app.admin import bp
@@ -45,6 +46,11 @@ class ConsoleAdmin(UserMixin):
     def display_name(self) -> str:
         return self.user.full_name or self.user.username
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names the admin as the one who made a change."""
+        return f"admin:{self.user.username}"
+
 
 @login_manager.user_loader
 def load_admin(session_id: str) -> ConsoleAdmin | None:
@@ -75,9 +81,20 @@ def require_admin():
     """Every console page but sign-in itself needs a signed-in admin."""
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         return login_manager.unauthorized()
-    if current_user.is_authenticated and current_user.browser_session is not None:
-        sessions.keep_alive(current_user.browser_session)  # using the console is activity of its session
+    if current_user.is_authenticated:
+        if current_user.browser_session is not None:
+            sessions.keep_alive(current_user.browser_session)  # using the console is activity of its session
+        g.acting = ExitStack()
+        g.acting.enter_context(audit.acting_as(current_user.actor))
     return None
+
+
+@bp.teardown_request
+def stop_acting(error):
+    """The actor ends with the request, so a worker's next request does not inherit it."""
+    acting = g.pop("acting", None)
+    if acting is not None:
+        acting.close()
 
 
 def _issuer() -> str:

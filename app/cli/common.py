@@ -1,7 +1,9 @@
-"""What every command group shares: the one-line error and exit code 2, JSON and table output."""
+"""What every command group shares: who runs it, the one-line error and exit code 2, JSON and table output."""
 
 import functools
+import getpass
 import json
+import os
 import sys
 from typing import NoReturn
 
@@ -10,7 +12,7 @@ import sqlalchemy as sa
 
 from app.errors import database_unavailable, describe
 from app.health import DatabaseUnreachable, database_name
-from app.services import ServiceError
+from app.services import ServiceError, audit
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 client_option = click.option("--client", "client_id", required=True, help="The client's client_id.")
@@ -22,13 +24,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def operator() -> str:
+    """Who runs the command, as the audit log names them: cli:<OS user>."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # a container's user id with no name
+        return f"cli:uid {os.getuid()}"
+
+
 def service_errors(func):
-    """Turn a service error into one line on stderr and exit code 2; an unreachable database into exit code 1."""
+    """Run a command's services as its operator (the audit log's actor).
+
+    A service error becomes one line on stderr and exit code 2; an unreachable database exit code 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with audit.acting_as(operator()):
+                return func(*args, **kwargs)
         except DatabaseUnreachable as exc:
             fail(str(exc), 1)
         except ServiceError as exc:

@@ -19,7 +19,7 @@ from app.capabilities import (
 )
 from app.extensions import db
 from app.models import Client, Role, User
-from app.services import Errors, NotFound, ValidationError, transaction
+from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.client_cache import client_cache, find_client
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
 from app.services.pagination import Page, like_pattern, paginate
@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "jwks": None,
 }
 FIELDS = ("client_id", "name", *DEFAULTS)
+# The audit log records only that these were set, changed or removed: the secret (by its hash) and
+# key sets, which are public but too long to read there.
+UNSHOWN = ("client_secret", "jwks")
 
 
 # --- field validators: each takes raw input and returns the normalised value ----------
@@ -282,6 +285,11 @@ def usage(client: Client) -> dict[str, int]:
     return {"users": users or 0, "roles": roles or 0}
 
 
+def audited(client: Client) -> dict:
+    """The client's settings as the audit log compares them; the secret's hash stands for the secret."""
+    return {**{name: getattr(client, name) for name in FIELDS}, "client_secret": client.secret_hash}
+
+
 def to_dict(client: Client) -> dict:
     """The client as a script would want it; never the secret or its hash."""
     data = {name: getattr(client, name) for name in FIELDS}
@@ -306,6 +314,7 @@ def create_client(**fields) -> tuple[Client, str | None]:
             client.secret_rotated_at = datetime.now(UTC)
         db.session.add(client)
         db.session.flush()
+        audit.record(audit.CLIENT_CREATED, client=client, changes=audit.changes({}, audited(client), UNSHOWN))
     return client, secret
 
 
@@ -315,6 +324,7 @@ def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
         raise ValidationError("client_id", "cannot be changed; applications already use it")
     with transaction():
         client = get_client(client_id)
+        before = audited(client)
         current = {name: getattr(client, name) for name in FIELDS}
         clean = validate_client({**current, **changes})
         for name, value in clean.items():
@@ -326,6 +336,9 @@ def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
             secret = new_secret(CLIENT_SECRET_PREFIX)
             client.secret_hash = sha256_hex(secret)
             client.secret_rotated_at = datetime.now(UTC)
+        changed = audit.changes(before, audited(client), UNSHOWN)
+        if changed:
+            audit.record(audit.CLIENT_UPDATED, client=client, changes=changed)
     client_cache().invalidate(client_id)
     return client, secret
 
@@ -339,6 +352,7 @@ def rotate_secret(client_id: str) -> str:
         secret = new_secret(CLIENT_SECRET_PREFIX)
         client.secret_hash = sha256_hex(secret)
         client.secret_rotated_at = datetime.now(UTC)
+        audit.record(audit.CLIENT_SECRET_ROTATED, client=client, changes={"client_secret": "rotated"})
     client_cache().invalidate(client_id)
     return secret
 
@@ -354,6 +368,10 @@ def delete_client(client_id: str) -> dict[str, int]:
     with transaction():
         client = get_client(client_id)
         gone = usage(client)
+        # Not tied to the row it outlives (the database would empty the link): the client is named instead.
+        audit.record(
+            audit.CLIENT_DELETED, client_id=client.client_id, name=client.name, users=gone["users"], roles=gone["roles"]
+        )
         db.session.delete(client)
     client_cache().invalidate(client_id)
     return gone

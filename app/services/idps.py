@@ -12,7 +12,7 @@ from flask import current_app
 from app.capabilities import IDP_KINDS
 from app.extensions import db
 from app.models import Client, IdentityProvider, IdentityProviderRole, LinkedIdentity
-from app.services import Errors, NotFound, ValidationError, transaction
+from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import get_client
 from app.services.crypto import decrypt, encrypt
 from app.services.roles import get_role
@@ -185,6 +185,20 @@ def to_dict(provider: IdentityProvider, linked: int | None = None) -> dict:
 # --- writes ----------------------------------------------------------------------------
 
 
+AUDITED = ("name", "enabled", "upstream_client_id", "scopes", "issuer", "web_url", "api_url", "auto_create",
+           "link_verified_email")  # fmt: skip
+
+
+def _audited(provider: IdentityProvider) -> dict:
+    """What the audit log compares of a provider; the client secret only as whether it was set or changed."""
+    db.session.expire(provider, ["default_roles"])  # its rows were just written, not through the relationship
+    return {
+        **{name: getattr(provider, name) for name in AUDITED},
+        "default_roles": [role.name for role in provider.default_roles],
+        "client_secret": provider.client_secret_encrypted,
+    }
+
+
 def _validate(kind: str, fields: dict, errors: Errors) -> dict:
     """Normalise the provider's own settings; which endpoint settings apply depends on the kind."""
     clean = {}
@@ -298,7 +312,8 @@ def create_provider(
         db.session.add(provider)
         db.session.flush()
         _set_default_roles(provider, client, roles)
-    db.session.expire(provider, ["default_roles"])
+        created = audit.changes({}, {"type": kind, **_audited(provider)}, ("client_secret",))
+        audit.record(audit.IDP_CREATED, client=client, idp=slug, changes=created)
     return provider
 
 
@@ -311,6 +326,7 @@ def update_provider(client_id: str, slug: str, /, **changes) -> IdentityProvider
     with transaction():
         client = get_client(client_id)
         provider = get_provider(client, slug)
+        before = _audited(provider)
         errors = Errors()
         clean = _validate(provider.kind, changes, errors)
         errors.raise_if_any()
@@ -322,7 +338,9 @@ def update_provider(client_id: str, slug: str, /, **changes) -> IdentityProvider
             _set_default_roles(provider, client, clean.pop("default_roles"))
         for name, value in clean.items():
             setattr(provider, name, value)
-    db.session.expire(provider, ["default_roles"])
+        changed = audit.changes(before, _audited(provider), ("client_secret",))
+        if changed:
+            audit.record(audit.IDP_UPDATED, client=client, idp=slug, changes=changed)
     return provider
 
 
@@ -336,5 +354,6 @@ def delete_provider(client_id: str, slug: str) -> int:
         client = get_client(client_id)
         provider = get_provider(client, slug)
         linked = identity_counts(client).get(provider.id, 0)
+        audit.record(audit.IDP_DELETED, client=client, idp=slug, name=provider.name, linked_identities=linked)
         db.session.delete(provider)
     return linked

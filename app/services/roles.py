@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Client, Role, User, UserRole
-from app.services import Errors, NotFound, ValidationError, transaction
+from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, get_client
 
 ROLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
@@ -96,6 +96,9 @@ def create_role(client_id: str, name: str, description: str = "") -> Role:
         role = Role(client_pk=client.id, name=name, description=description)
         db.session.add(role)
         db.session.flush()
+        audit.record(
+            audit.ROLE_CREATED, client=client, role=name, changes=audit.changes({}, {"description": description})
+        )
     return role
 
 
@@ -109,8 +112,10 @@ def delete_role(client_id: str, name: str) -> list[str]:
     """Delete the role; return the usernames that held it."""
     check_role_deletable(client_id, name)
     with transaction():
-        role = get_role(get_client(client_id), name)
+        client = get_client(client_id)
+        role = get_role(client, name)
         had_it = [user.username for user in holders(role)]
+        audit.record(audit.ROLE_DELETED, client=client, role=name, holders=len(had_it))
         db.session.delete(role)
     return had_it
 

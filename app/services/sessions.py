@@ -257,6 +257,8 @@ def end_session_of(user: User, session_id: str) -> None:
             .values(ended_at=datetime.now(UTC))
         ):
             raise NotFound(f"{user.username} has no live session {session_id[:8]}…")
+        # The start of the id is enough to tell sessions apart; the whole id is a credential.
+        audit.record(audit.SESSION_ENDED, user=user, session=session_id[:8])
 
 
 def revoke_offline_grant(user: User, family_id: str) -> None:
@@ -265,6 +267,7 @@ def revoke_offline_grant(user: User, family_id: str) -> None:
         owner = db.session.scalar(sa.select(RefreshToken.user_id).where(RefreshToken.family_id == family_id).limit(1))
         if owner != user.id or not revoke_family(family_id):
             raise NotFound(f"{user.username} has no live offline grant {family_id[:8]}")
+        audit.record(audit.OFFLINE_GRANT_REVOKED, user=user, family=family_id[:8])
 
 
 def revoke_consent(user: User) -> None:
@@ -273,4 +276,5 @@ def revoke_consent(user: User) -> None:
         consent = db.session.get(Consent, (user.client_pk, user.id))
         if consent is None:
             raise NotFound(f"{user.username} has given no consent")
+        audit.record(audit.CONSENT_REVOKED, user=user, scopes=list(consent.scopes))
         db.session.delete(consent)

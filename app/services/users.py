@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.models import Client, Role, User, UserRole
-from app.services import Errors, NotFound, ValidationError, transaction
+from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import get_client
 from app.services.pagination import Page, like_pattern, paginate
 from app.services.roles import get_role
@@ -216,6 +216,20 @@ def to_dict(user: User) -> dict:
 
 # --- writes ----------------------------------------------------------------------------
 
+PROFILE = ("email", "first_name", "last_name", "enabled", "email_verified")
+
+
+def _audited(user: User) -> dict:
+    """What the audit log compares of a user; the password only as whether it was set or changed."""
+    return {**{name: getattr(user, name) for name in PROFILE}, "password": user.password_hash}
+
+
+def _record_roles(user: User, before: list[str]) -> None:
+    """Record a change of the roles the user holds, in the caller's transaction."""
+    after = role_names(user)
+    if after != before:
+        audit.record(audit.USER_ROLES_CHANGED, user=user, changes={"roles": [before, after]})
+
 
 def _ensure_unique(client: Client, username: str | None, email: str | None, user: User | None = None):
     if username is not None:
@@ -276,6 +290,8 @@ def create_user(
                 _add_role(user, get_role(client, name))
             except NotFound as exc:
                 raise ValidationError("roles", str(exc)) from None
+        created = audit.changes({}, {**_audited(user), "roles": role_names(user)}, opaque=("password",))
+        audit.record(audit.USER_CREATED, user=user, changes=created)
     return user
 
 
@@ -304,6 +320,7 @@ def update_user(client_id: str, username: str, **changes) -> User:
     with transaction(conflict=email_taken):
         client = get_client(client_id)
         user = get_user(client, username)
+        before = _audited(user)
         if "email" in clean:
             _ensure_unique(client, None, clean["email"], user)
             if clean["email"] != user.email:
@@ -313,6 +330,9 @@ def update_user(client_id: str, username: str, **changes) -> User:
             setattr(user, field, value)
         if user.email is None:
             user.email_verified = False
+        changed = audit.changes(before, _audited(user))
+        if changed:
+            audit.record(audit.USER_UPDATED, user=user, changes=changed)
         if disabling:
             _end_everything(user, "disabled")
     return user
@@ -329,11 +349,13 @@ def set_password(client_id: str, username: str, password: str | None) -> User:
     """Set a new password, or remove it (`None`) for a social-login-only account."""
     with transaction():
         user = get_user(get_client(client_id), username)
+        before = _audited(user)
         if password is None:
             user.password_hash = None
         else:
             check_password(password, user.username)
             user.password_hash = hash_password(password)
+        audit.record(audit.USER_PASSWORD_SET, user=user, changes=audit.changes(before, _audited(user), ("password",)))
         _end_everything(user, "password_changed")
     return user
 
@@ -346,14 +368,18 @@ def assign_role(client_id: str, username: str, role_name: str) -> User:
     with transaction():
         client = get_client(client_id)
         user = get_user(client, username)
+        before = role_names(user)
         _add_role(user, get_role(client, role_name))
+        _record_roles(user, before)
     return user
 
 
 def assign_role_object(user: User, role: Role) -> None:
     """Give a loaded role to a loaded user; refused when they belong to different clients."""
     with transaction():
+        before = role_names(user)
         _add_role(user, role)
+        _record_roles(user, before)
 
 
 def remove_role(client_id: str, username: str, role_name: str) -> User:
@@ -361,9 +387,11 @@ def remove_role(client_id: str, username: str, role_name: str) -> User:
         client = get_client(client_id)
         user = get_user(client, username)
         role = get_role(client, role_name)
+        before = role_names(user)
         link = db.session.get(UserRole, (user.id, role.id))
         if link is not None:
             db.session.delete(link)
+        _record_roles(user, before)
     return user
 
 
@@ -373,14 +401,20 @@ def set_roles(client_id: str, username: str, role_names_wanted: list[str]) -> Us
         client = get_client(client_id)
         user = get_user(client, username)
         wanted = {get_role(client, name).id for name in role_names_wanted}
+        before = role_names(user)
         held = set(db.session.scalars(sa.select(UserRole.role_id).where(UserRole.user_id == user.id)))
         for role_id in held - wanted:
             db.session.delete(db.session.get(UserRole, (user.id, role_id)))
         for role_id in wanted - held:
             db.session.add(UserRole(client_pk=user.client_pk, user_id=user.id, role_id=role_id))
+        _record_roles(user, before)
     return user
 
 
 def delete_user(client_id: str, username: str) -> None:
     with transaction():
-        db.session.delete(get_user(get_client(client_id), username))
+        client = get_client(client_id)
+        user = get_user(client, username)
+        # Named, not tied to the row it outlives (the database would empty the link).
+        audit.record(audit.USER_DELETED, client=client, username=user.username)
+        db.session.delete(user)
