@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from app.admin import idps, people, sessions, signin, views, wizard  # noqa: E402, F401  (registers the routes)
+from app.admin import audit, idps, people, sessions, signin, views, wizard  # noqa: E402, F401  (registers the routes)

@@ -7,14 +7,21 @@ themselves (sign in, fail to, sign out) carries no actor: the event's user is wh
 """
 
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import AuditEvent, Client, User
+from app.services import Errors
+from app.services.client_cache import find_client
+from app.services.pagination import Page, paginate
+from app.services.validation import fail
 
 log = logging.getLogger("authgate.audit")
 
@@ -135,3 +142,101 @@ def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[A
         .limit(limit)
     )
     return [(event, client_id) for event, client_id in db.session.execute(query)]
+
+
+# --- the audit log: filters and pages --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the audit log is narrowed to; None is "any"."""
+
+    client: Client | None = None
+    username: str | None = None
+    kind: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def kinds() -> list[str]:
+    """The kinds of event the log holds, so a new kind is offered as soon as it is recorded."""
+    return list(db.session.scalars(sa.select(AuditEvent.kind).distinct().order_by(AuditEvent.kind)))
+
+
+def check_time(value: str, end_of_day: bool = False) -> datetime:
+    """A UTC time typed as 2026-12-01, 2026-12-01T14:30 or 2026-12-01 14:30[:15]; a bare date is its whole day."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail("must be a UTC date and time such as 2026-12-01 14:30")
+    if parsed.tzinfo is not None:
+        fail("is read as UTC: leave out the time zone")
+    if end_of_day and len(value.strip()) == len("2026-12-01"):
+        parsed = datetime.combine(parsed.date(), time.max)
+    return parsed.replace(tzinfo=UTC)
+
+
+def _check_client(value: str) -> Client:
+    client = find_client(value.strip())
+    if client is None:
+        fail(f"there is no client {value.strip()!r}")
+    return client
+
+
+def _check_text(value: str, limit: int) -> str:
+    value = value.strip()
+    if len(value) > limit or "\x00" in value:
+        fail(f"must be at most {limit} characters")
+    return value
+
+
+def parse_filters(args: Mapping[str, str], known_kinds: list[str]) -> tuple[Filters, dict[str, str]]:
+    """Read the filters a person typed; a wrong one is left out and explained in the errors, by field.
+
+    `known_kinds` is `kinds()`, which the caller also offers as the choices.
+    """
+    errors = Errors()
+    given = {name: (args.get(name) or "").strip() for name in ("client", "user", "kind", "actor", "from", "to")}
+    found: dict = {}
+    if given["client"]:
+        found["client"] = errors.check("client", _check_client, given["client"])
+    if given["user"]:
+        found["username"] = errors.check("user", _check_text, given["user"], 254)
+    if given["kind"]:
+        if given["kind"] in known_kinds:
+            found["kind"] = given["kind"]
+        else:
+            errors.add("kind", "choose one of the kinds in the list")
+    if given["actor"]:
+        found["actor"] = errors.check("actor", _check_text, given["actor"], ACTOR_CHARS)
+    if given["from"]:
+        found["since"] = errors.check("from", check_time, given["from"])
+    if given["to"]:
+        found["until"] = errors.check("to", check_time, given["to"], True)
+    if found.get("since") and found.get("until") and found["until"] < found["since"]:
+        errors.add("to", "must not be before From")
+        del found["until"]
+    return Filters(**{name: value for name, value in found.items() if value is not None}), errors.errors
+
+
+def search(filters: Filters, page: int = 1, per_page: int = 50) -> Page:
+    """One page of the events that match, newest first, each with its client (one query for the rows)."""
+    query = sa.select(AuditEvent).options(joinedload(AuditEvent.client)).order_by(AuditEvent.id.desc())
+    if filters.client is not None:
+        query = query.where(AuditEvent.client_pk == filters.client.id)
+    if filters.username:
+        query = query.where(
+            sa.func.lower(AuditEvent.username) == filters.username.lower(),
+            # What was once typed at an unknown account is never matched, as it is never shown.
+            sa.or_(AuditEvent.kind != LOGIN_FAILED, AuditEvent.user_id.is_not(None)),
+        )
+    if filters.kind:
+        query = query.where(AuditEvent.kind == filters.kind)
+    if filters.actor:
+        query = query.where(AuditEvent.actor == filters.actor)
+    if filters.since:
+        query = query.where(AuditEvent.at >= filters.since)
+    if filters.until:
+        query = query.where(AuditEvent.at <= filters.until)
+    return paginate(query, page, per_page)
