@@ -20,7 +20,7 @@ run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://loca
 serve: PORT ?= 8000
 serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT), $(AUTHGATE_WORKERS) workers
 	AUTHGATE_DB_WAIT_SECONDS=$${AUTHGATE_DB_WAIT_SECONDS:-30} $(FLASK) init
-	$(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
+	AUTHGATE_WORKERS=$(AUTHGATE_WORKERS) $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
 		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 
 # Everything, the benchmark smoke test included (it skips without wrk). For a quicker local run:

@@ -105,6 +105,30 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_TRUSTED_PROXIES": _int(env, "AUTHGATE_TRUSTED_PROXIES", 0, 0, 5),
         # Seconds to wait for an upstream identity provider (Google, GitHub, OIDC) before giving up.
         "AUTHGATE_UPSTREAM_TIMEOUT": _int(env, "AUTHGATE_UPSTREAM_TIMEOUT", 5, 1, 60),
+        # Shared counters for brute-force protection (redis://host:port/db); unset: each worker counts alone.
+        "AUTHGATE_REDIS_URL": env.get("AUTHGATE_REDIS_URL") or None,
+        # Prefix of every key AuthGate writes to Redis (several deployments may share one Redis).
+        "AUTHGATE_REDIS_PREFIX": env.get("AUTHGATE_REDIS_PREFIX") or "authgate",
+        # Sign-in lock (Keycloak's brute-force detection): after this many failures for one name (0: never lock)...
+        "AUTHGATE_LOCKOUT_FAILURES": _int(env, "AUTHGATE_LOCKOUT_FAILURES", 10, 0, 1000),
+        # ...each further failure locks it for this many seconds times (failures // AUTHGATE_LOCKOUT_FAILURES)...
+        "AUTHGATE_LOCKOUT_WAIT_SECONDS": _int(env, "AUTHGATE_LOCKOUT_WAIT_SECONDS", 60, 1, 86400),
+        # ...but never longer than this...
+        "AUTHGATE_LOCKOUT_MAX_WAIT_SECONDS": _int(env, "AUTHGATE_LOCKOUT_MAX_WAIT_SECONDS", 900, 1, 7 * 86400),
+        # ...and the failures are forgotten this long after the first (or at a successful sign-in).
+        "AUTHGATE_LOCKOUT_RESET_SECONDS": _int(env, "AUTHGATE_LOCKOUT_RESET_SECONDS", 12 * 3600, 60, 30 * 86400),
+        # Failed sign-ins allowed from one address, across accounts, per window (0: no limit).
+        "AUTHGATE_SIGNIN_ADDRESS_FAILURES": _int(env, "AUTHGATE_SIGNIN_ADDRESS_FAILURES", 50, 0, 100000),
+        "AUTHGATE_SIGNIN_ADDRESS_WINDOW": _int(env, "AUTHGATE_SIGNIN_ADDRESS_WINDOW", 600, 1, 86400),
+        # Failed client authentications (token, introspection, revocation) per client_id and address...
+        "AUTHGATE_CLIENT_AUTH_FAILURES": _int(env, "AUTHGATE_CLIENT_AUTH_FAILURES", 10, 0, 100000),
+        # ...and per address across client_ids, per window (0: no limit).
+        "AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES": _int(env, "AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES", 50, 0, 100000),
+        "AUTHGATE_CLIENT_AUTH_WINDOW": _int(env, "AUTHGATE_CLIENT_AUTH_WINDOW", 300, 1, 86400),
+        # Passwords one worker hashes at once; more attempts at that moment get a quick 503.
+        "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 2, 1, 64),
+        # Worker processes serving this app (make serve sets it); several without Redis earn a warning.
+        "AUTHGATE_WORKERS": _int(env, "AUTHGATE_WORKERS", 1, 1, 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": issuer.startswith("https://"),

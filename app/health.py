@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify
 from app import __version__
 from app.errors import RETRY_AFTER, describe
 from app.extensions import db
+from app.runtime import runtime
 from app.services import ServiceError
 
 bp = Blueprint("health", __name__)
@@ -54,6 +55,8 @@ def healthz():
 def readyz():
     """Readiness: 200 when every dependency answers, else 503 naming what does not."""
     checks = {"database": check_database() or "ok"}
+    if current_app.config["AUTHGATE_REDIS_URL"]:
+        checks["redis"] = runtime().guard.counters.check() or "ok"
     if all(result == "ok" for result in checks.values()):
         return jsonify(status="ready", checks=checks)
     response = jsonify(status="unavailable", checks=checks)

@@ -19,6 +19,7 @@ from flask import Flask, current_app
 if TYPE_CHECKING:
     from app.oauth.published import PublishedDocuments
     from app.services.client_cache import ClientCache
+    from app.services.guard import Guard
     from app.services.keys import KeyRing
     from app.services.maintenance import Housekeeper
 
@@ -46,6 +47,8 @@ class Runtime:
     keyring: KeyRing
     clients: ClientCache
     published: PublishedDocuments
+    # Brute-force protection: its counters (Redis or memory) and this worker's password-hashing slots.
+    guard: Guard
     # Upstream discovery documents and key sets, by URL.
     upstream: ExpiringCache = field(default_factory=ExpiringCache)
     # The bodies of our own discovery document and JWKS, built once per key set.
@@ -57,6 +60,7 @@ class Runtime:
 def init_app(app: Flask) -> Runtime:
     """Build the app's per-process state and put the published documents in front of it."""
     from app.oauth.published import PublishedDocuments
+    from app.services import guard
     from app.services.client_cache import ClientCache
     from app.services.keys import KeyRing
 
@@ -66,7 +70,14 @@ def init_app(app: Flask) -> Runtime:
         keyring=KeyRing(app.config["AUTHGATE_KEY_REFRESH_SECONDS"]),
         clients=ClientCache(app.config["AUTHGATE_CLIENT_CACHE_SECONDS"]),
         published=published,
+        guard=guard.init_app(app),
     )
+    if app.config["AUTHGATE_WORKERS"] > 1 and not app.config["AUTHGATE_REDIS_URL"]:
+        app.logger.warning(
+            "%d workers without AUTHGATE_REDIS_URL: each counts sign-in failures alone, so the brute-force "
+            "limits are that many times looser; set AUTHGATE_REDIS_URL",
+            app.config["AUTHGATE_WORKERS"],
+        )
     app.extensions[EXTENSION] = state
     return state
 

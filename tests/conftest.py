@@ -20,7 +20,7 @@ import sqlalchemy as sa  # noqa: E402
 from app.config import normalise_database_url  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import SigningKey  # noqa: E402
-from tests.helpers import PG_URL, make_app  # noqa: E402
+from tests.helpers import PG_URL, make_app, redis_settings  # noqa: E402
 
 DATABASES = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
@@ -99,8 +99,13 @@ def database(request, tmp_path_factory):
 
 
 @pytest.fixture
-def app(database, tmp_path):
-    application = make_app(database.fresh_url(tmp_path))
+def app(database, tmp_path, request):
+    """The app on a fresh database; `@pytest.mark.settings(...)` and `@pytest.mark.redis` add settings."""
+    marker = request.node.get_closest_marker("settings")
+    overrides = dict(marker.kwargs) if marker else {}
+    if request.node.get_closest_marker("redis"):
+        overrides.update(redis_settings())
+    application = make_app(database.fresh_url(tmp_path), **overrides)
     database.reset(application)
     yield application
     with application.app_context():

@@ -20,6 +20,23 @@ TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 PG_URL = os.environ.get("AUTHGATE_TEST_DATABASE_URL")
 
 
+REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_settings() -> dict:
+    """Settings that put an app's brute-force counters on the test Redis, under a prefix no other app uses.
+
+    Redis is one of the components the suite runs against (`.ci/run` starts one): unreachable fails the test.
+    """
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        raise AssertionError(f"the test Redis at {REDIS_URL} does not answer ({error}); start one") from None
+    return {"AUTHGATE_REDIS_URL": REDIS_URL, "AUTHGATE_REDIS_PREFIX": f"authgate-test-{os.urandom(8).hex()}"}
+
+
 def make_app(database_url: str, **overrides):
     config = {
         "TESTING": True,
