@@ -17,7 +17,7 @@ from app.admin.forms import (
 )
 from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import PER_PAGE, client_or_404, page_number
-from app.services import NotFound, ValidationError
+from app.services import NotFound, ValidationError, committed, guard
 from app.services import clients as client_service
 from app.services import identities as identity_service
 from app.services import roles as role_service
@@ -243,6 +243,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         notice=notice or {},
         descriptions={role.name: role.description for role in role_service.list_roles(client)},
         is_self=user.id == current_user.user.id,
+        locked_for=guard.lock_state(client, user),
         identities=identity_service.list_identities(user),
         sign_in_methods=identity_service.sign_in_methods(user),
         signed_in=session_service.overview(client, user),
@@ -298,6 +299,21 @@ def user_enabled(client_id, username):
         return user_page(client, user, {"status": form}, status=INVALID)
     user = user_service.set_enabled(client.client_id, user.username, form.enabled.data == "1")
     message = "Enabled: the user can sign in." if user.enabled else "Disabled: the user can no longer sign in."
+    return saved(client, user, "status", message)
+
+
+@bp.post("/clients/<client_id>/users/<username>/unlock")
+@committed
+def user_unlock(client_id, username):
+    """End a sign-in lock before its time (guard records who did it, in this request's transaction)."""
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    if not ConsoleForm().validate_on_submit():
+        abort(400)
+    if guard.unlock(client, user):
+        message = f"Unlocked: {user.username} can sign in again."
+    else:
+        message = f"{user.username} was not locked (any lock had already ended)."
     return saved(client, user, "status", message)
 
 

@@ -5,6 +5,7 @@ from flask.cli import AppGroup
 
 from app.cli.common import client_option, emit_json, fail, fields_out, json_option, service_errors, table
 from app.services import clients as client_service
+from app.services import committed, guard
 from app.services import sessions as session_service
 from app.services import users as user_service
 
@@ -171,3 +172,18 @@ def users_sign_out(client_id, username):
         f"Signed {username} in client {client_id} out everywhere: "
         f"{ended['sessions']} sessions ended, {ended['families']} refresh-token families revoked."
     )
+
+
+@users_cli.command("unlock")
+@client_option
+@username_option
+@service_errors
+@committed
+def users_unlock(client_id, username):
+    """End a user's sign-in lock (too many failed sign-ins) before its time, and forget the failures."""
+    client = client_service.get_client(client_id)
+    user = user_service.get_user(client, username)
+    if guard.unlock(client, user):
+        click.echo(f"Unlocked {user.username} in client {client_id}: they can sign in again.")
+    else:
+        click.echo(f"{user.username} in client {client_id} was not locked.")
