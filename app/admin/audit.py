@@ -33,17 +33,23 @@ def shown(value) -> str:
 
 @bp.app_template_filter("audit_details")
 def details(event: AuditEvent) -> list[tuple[str, str]]:
-    """The event's details as (name, text) lines: each change as "old → new", or what became of a secret."""
+    """The event's details as (name, text) lines.
+
+    A change reads "old → new" (only the value, for something just created); a secret, what became of it.
+    """
+    created = event.kind.endswith("_created")
     lines = []
     for name, value in (event.detail or {}).items():
         if name != "changes":
             lines.append((name, shown(value)))
             continue
         for field, change in value.items():
-            if isinstance(change, list) and len(change) == 2:
-                lines.append((field, f"{shown(change[0])} → {shown(change[1])}"))
-            else:
+            if not isinstance(change, list):
                 lines.append((field, shown(change)))
+            elif created:
+                lines.append((field, shown(change[1])))
+            else:
+                lines.append((field, f"{shown(change[0])} → {shown(change[1])}"))
     return lines
 
 

@@ -52,6 +52,8 @@ IDP_UPDATED = "idp_updated"
 IDP_DELETED = "idp_deleted"
 
 UNKNOWN_ACCOUNT = "(unknown account)"
+# users.authenticate's reasons for a failure at a name that matched an account: its typed name is that account's.
+ACCOUNT_REASONS = ("bad_password", "no_password", "disabled")
 ACTOR_CHARS = 120
 
 _actor: ContextVar[str | None] = ContextVar("authgate_audit_actor", default=None)
@@ -122,14 +124,16 @@ def changes(before: dict, after: dict, opaque: Collection[str] = ()) -> dict:
 
 
 def shown_username(event: AuditEvent) -> str | None:
-    """The username to show: a failed sign-in's typed name only when it names an account.
+    """The username to show: a failed sign-in's typed name only when it named an account.
 
     Older rows kept whatever was typed at an unknown account, which may be a password typed into
-    the username box: never shown.
+    the username box: never shown. The same rule as `_names_account`, which the user filter uses.
     """
-    if event.kind == LOGIN_FAILED and event.user_id is None:
-        return UNKNOWN_ACCOUNT
-    return event.username
+    if event.kind != LOGIN_FAILED or event.user_id is not None:
+        return event.username
+    if event.username and (event.detail or {}).get("reason") in ACCOUNT_REASONS:
+        return event.username
+    return UNKNOWN_ACCOUNT
 
 
 def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[AuditEvent, str | None]]:
@@ -220,17 +224,22 @@ def parse_filters(args: Mapping[str, str], known_kinds: list[str]) -> tuple[Filt
     return Filters(**{name: value for name, value in found.items() if value is not None}), errors.errors
 
 
+def _names_account() -> sa.ColumnElement[bool]:
+    """`shown_username`'s rule in SQL: what was once typed at an unknown account is never matched, as never shown."""
+    return sa.or_(
+        AuditEvent.kind != LOGIN_FAILED,
+        AuditEvent.user_id.is_not(None),
+        AuditEvent.detail["reason"].as_string().in_(ACCOUNT_REASONS),
+    )
+
+
 def search(filters: Filters, page: int = 1, per_page: int = 50) -> Page:
     """One page of the events that match, newest first, each with its client (one query for the rows)."""
     query = sa.select(AuditEvent).options(joinedload(AuditEvent.client)).order_by(AuditEvent.id.desc())
     if filters.client is not None:
         query = query.where(AuditEvent.client_pk == filters.client.id)
     if filters.username:
-        query = query.where(
-            sa.func.lower(AuditEvent.username) == filters.username.lower(),
-            # What was once typed at an unknown account is never matched, as it is never shown.
-            sa.or_(AuditEvent.kind != LOGIN_FAILED, AuditEvent.user_id.is_not(None)),
-        )
+        query = query.where(sa.func.lower(AuditEvent.username) == filters.username.lower(), _names_account())
     if filters.kind:
         query = query.where(AuditEvent.kind == filters.kind)
     if filters.actor:

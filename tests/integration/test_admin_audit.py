@@ -42,8 +42,9 @@ def seeded(admin):
         [
             AuditEvent(kind="login_succeeded", at=at(1), client_pk=shop.id, user_id=alice.id, username="alice",
                        ip="192.0.2.1", detail={"method": "pwd"}),
-            AuditEvent(kind="login_failed", at=at(2, 11), client_pk=shop.id, user_id=alice.id, username="alice",
-                       ip="192.0.2.2", detail={"reason": "bad_password"}),
+            # A wrong password: the name typed is an account's (the row names no user id, as sign-ins record it).
+            AuditEvent(kind="login_failed", at=at(2, 11), client_pk=shop.id, username="alice", ip="192.0.2.2",
+                       detail={"reason": "bad_password"}),
             # An older row that kept what was typed at an unknown account.
             AuditEvent(kind="login_failed", at=at(3), client_pk=shop.id, username=TYPED_PASSWORD, ip="192.0.2.3",
                        detail={"reason": "unknown_user"}),
@@ -102,6 +103,8 @@ def test_the_console_links_to_the_log_which_shows_every_column_newest_first(seed
     )
     assert row_of(page, 2) == " 2020-11-02 11:00:00 UTC login failed shop alice 192.0.2.2 — reason : bad_password "
     assert 'href="/admin/clients/shop/users/alice"' in results(page)
+    # Something created is shown with its values, not as changes from nothing.
+    assert '<span class="mono">email</span>: alice@example.com</li>' in results(page)
     # The console's own setup is there too: `flask init` by the OS user, the admin's sign-in with no actor.
     assert "client created" in results(page) and "cli:" in results(page)
 
