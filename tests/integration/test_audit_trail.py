@@ -18,6 +18,7 @@ from app.services import audit
 from app.services import clients as client_service
 from app.services.crypto import sha256_hex
 from tests.integration.helpers import ADMIN_PASSWORD, post, set_up_console, sign_in, text
+from tests.integration.test_user_sessions import signed_in_alice
 
 ADMIN = "admin:admin"
 CLI = f"cli:{getpass.getuser()}"
@@ -192,6 +193,23 @@ def test_console_identity_provider_changes_name_the_admin_and_never_the_secret(a
         ADMIN, {"idp": "github", "name": "GitHub Enterprise", "linked_identities": 0},
     )  # fmt: skip
     assert_never_recorded(UPSTREAM_SECRET, ciphertext)
+
+
+def test_console_revocations_of_a_users_sign_ins_name_the_admin(app, runner, client, make_client, make_user):
+    set_up_console(app, runner)
+    _, browser_session, family = signed_in_alice(make_client, make_user)
+    sign_in(client)
+    base = "/admin/clients/shop/users/alice"
+    assert post(client, f"{base}/sessions/{browser_session.id}/end").status_code == 303
+    assert post(client, f"{base}/offline/{family}/revoke").status_code == 303
+    assert post(client, f"{base}/consent/revoke").status_code == 303
+    recorded = [(e.kind, e.actor, e.username, e.detail) for e in events()[-3:]]
+    assert recorded == [
+        (audit.SESSION_ENDED, ADMIN, "alice", {"session": browser_session.id[:8]}),
+        (audit.OFFLINE_GRANT_REVOKED, ADMIN, "alice", {"family": family[:8]}),
+        (audit.CONSENT_REVOKED, ADMIN, "alice", {"scopes": ["offline_access", "openid"]}),
+    ]
+    assert_never_recorded(browser_session.id)  # a credential: the browser's cookie holds it
 
 
 def test_console_key_rotation_and_revocation_name_the_admin(admin):
