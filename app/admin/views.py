@@ -20,9 +20,13 @@ def not_found(error):
     return page("admin/not_found.html", status=404)
 
 
+# Beyond any list's last page; a larger number would overflow the database's OFFSET.
+MAX_PAGE = 1_000_000
+
+
 def page_number() -> int:
     try:
-        return max(1, int(request.args.get("page", 1)))
+        return min(max(1, int(request.args.get("page", 1))), MAX_PAGE)
     except ValueError:
         return 1
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
@@ -169,15 +169,18 @@ def kinds() -> list[str]:
 
 
 def check_time(value: str, end_of_day: bool = False) -> datetime:
-    """A UTC time typed as 2026-12-01, 2026-12-01T14:30 or 2026-12-01 14:30[:15]; a bare date is its whole day."""
+    """A UTC time typed as 2026-12-01 14:30[:15] (or with a T, or a Z); a bare date is its start, or its end."""
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        return datetime.combine(date.fromisoformat(text), time.max if end_of_day else time.min, UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         fail("must be a UTC date and time such as 2026-12-01 14:30")
-    if parsed.tzinfo is not None:
+    if parsed.utcoffset() not in (None, timedelta(0)):
         fail("is read as UTC: leave out the time zone")
-    if end_of_day and len(value.strip()) == len("2026-12-01"):
-        parsed = datetime.combine(parsed.date(), time.max)
     return parsed.replace(tzinfo=UTC)
 
 
@@ -190,8 +193,10 @@ def _check_client(value: str) -> Client:
 
 def _check_text(value: str, limit: int) -> str:
     value = value.strip()
-    if len(value) > limit or "\x00" in value:
+    if len(value) > limit:
         fail(f"must be at most {limit} characters")
+    if "\x00" in value:
+        fail("must not contain a NUL character")
     return value
 
 

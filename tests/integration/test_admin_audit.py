@@ -132,6 +132,7 @@ def test_a_failed_sign_in_at_an_unknown_account_never_shows_what_was_typed(seede
         ("actor=cli:ops", [5]),
         ("from=2020-11-02&to=2020-11-04", [4, 3, 2]),  # a bare "to" date covers its whole day
         ("from=2020-11-02T11:00&to=2020-11-03 09:00:00", [3, 2]),
+        ("from=2020-11-02T11:00:01Z&to=20201104", [4, 3]),  # Z is UTC; a basic date too covers its day
         ("client=shop&kind=login_failed&from=2020-11-03", [3]),
         ("client=blog&user=alice", []),
     ],
@@ -154,6 +155,7 @@ def test_filters(seeded, query, days):
         ("from", "yesterday", "From must be a UTC date and time such as 2026-12-01 14:30."),
         ("to", "2020-13-01", "To must be a UTC date and time such as 2026-12-01 14:30."),
         ("from", "2020-11-02T10:00+02:00", "From is read as UTC: leave out the time zone."),
+        ("actor", "admin:\x00", "Actor must not contain a NUL character."),
     ],
 )
 def test_a_bad_filter_is_explained_next_to_its_field_and_changes_nothing(seeded, field, value, error):
@@ -171,6 +173,11 @@ def test_to_before_from_is_refused_on_to(seeded):
     assert page.status_code == 422 and error_after(page, "to") == "To must not be before From."
     assert error_after(page, "from") is None
     assert days_listed(page) == [5, 4]
+
+
+def test_a_page_number_past_the_end_shows_no_events(seeded):
+    page = seeded.get(f"/admin/audit?page={10**30}")
+    assert page.status_code == 200 and days_listed(page) == []
 
 
 def test_the_kinds_offered_are_those_recorded(seeded):
