@@ -16,7 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from app.capabilities import ASSERTION_ALGS
-from app.oauth.params import error_text, has_nul
+from app.oauth.params import error_text, has_nul, has_surrogate
 from app.services import guard, tokens
 from app.services.tokens.claims import issuer
 
@@ -145,13 +145,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return KeySet.import_key_set(client.jwks)
 
     def extract_assertion(self, assertion):
-        """Authlib's, refusing an assertion whose header or claims nest too deep to parse."""
+        """Authlib's, refusing an assertion whose claims nest too deep to parse or whose `sub` no client can have."""
         # Authlib reads the unverified claims (for `sub`) with json.loads, which raises
         # RecursionError, not ValueError, for deeply nested JSON.
         try:
-            return super().extract_assertion(assertion)
+            headers, claims = super().extract_assertion(assertion)
         except RecursionError:
             raise InvalidClientError(description="Invalid JWT assertion.") from None
+        # Authlib looks the client up by this `sub` before the signature is checked.
+        if isinstance(claims.get("sub"), str) and has_surrogate(claims["sub"]):
+            raise InvalidClientError(description="Invalid claim: 'sub'")
+        return headers, claims
 
     def process_assertion_claims(self, assertion, resolve_key):
         """Authlib's, with the algorithms this server accepts (Authlib decodes without a list)."""
@@ -174,8 +178,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not claims["exp"] - time.time() <= self.MAX_LIFETIME:
             raise InvalidClientError(description="The assertion must expire within an hour.")
         key = f"assertion:{claims['sub']}:{jti}"[:128]
-        if has_nul(key):
-            raise InvalidClientError(description="The assertion's jti holds a NUL character.")
+        if has_nul(key) or has_surrogate(key):
+            raise InvalidClientError(description="The assertion's jti holds a NUL or a lone surrogate.")
         expires = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=self.leeway)
         # Insert-or-ignore: of two requests with one assertion, only the first gets True. The
         # endpoint commits also when it answers with an error, so a failing request keeps it used.

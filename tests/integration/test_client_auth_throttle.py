@@ -7,12 +7,14 @@ is not affected, so an attacker cannot lock a client out of its own successful r
 """
 
 import base64
+import json
+import secrets
 import time
 from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
-from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from joserfc import jws
 from joserfc.jwk import ECKey
 
 from app.extensions import db
@@ -164,23 +166,51 @@ def test_introspection_and_revocation_are_throttled_the_same_way(http, svc, path
         assert response.json == {"active": False}
 
 
-def test_bad_assertions_count_against_the_client_they_name(http, make_client):
+@pytest.fixture
+def signer(make_client) -> ECKey:
+    """A client_credentials client ("signer") that authenticates with private_key_jwt; returns its key."""
     key = ECKey.generate_key("P-256", auto_kid=True)
     make_client(client_id="signer", token_endpoint_auth_methods=["private_key_jwt"], grant_types=["client_credentials"],
                 jwks={"keys": [key.as_dict(private=False)]}, redirect_uris=[])  # fmt: skip
+    return key
 
-    def assertion_request(ip: str, signing_key):
-        assertion = private_key_jwt_sign(signing_key, client_id="signer", token_endpoint=TOKEN_URL, alg="ES256")
-        form = {**CLIENT_CREDENTIALS, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
-        return http.post("/oauth2/token", data=form, environ_base={"REMOTE_ADDR": ip})
 
+def with_assertion(http, ip: str, assertion: str):
+    form = {**CLIENT_CREDENTIALS, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+    return http.post("/oauth2/token", data=form, environ_base={"REMOTE_ADDR": ip})
+
+
+def signed(key: ECKey, **claims) -> str:
+    """An assertion for "signer" signed with `key`, with `claims` overriding the usual ones."""
+    claims = {"iss": "signer", "sub": "signer", "aud": TOKEN_URL, "exp": int(time.time()) + 600,
+              "jti": secrets.token_urlsafe(), **claims}  # fmt: skip
+    return jws.serialize_compact({"alg": "ES256"}, json.dumps(claims).encode(), key, ["ES256"])
+
+
+def test_bad_assertions_count_against_the_client_they_name(http, signer):
     stranger = ECKey.generate_key("P-256", auto_kid=True)
     for _ in range(3):
-        assert_invalid_client(assertion_request(ATTACKER, stranger))
-    assert_throttled(assertion_request(ATTACKER, key))
-    assert assertion_request(ELSEWHERE, key).status_code == 200
+        assert_invalid_client(with_assertion(http, ATTACKER, signed(stranger)))
+    assert_throttled(with_assertion(http, ATTACKER, signed(signer)))
+    assert with_assertion(http, ELSEWHERE, signed(signer)).status_code == 200
     (event,) = throttle_events()
     assert event.detail["client_id"] == "signer"
+
+
+def test_an_assertion_whose_sub_holds_a_lone_surrogate_names_no_client(http, signer):
+    # json.dumps writes "\ud800", which json.loads turns back into a string no database can be asked about.
+    assertion = signed(signer, sub="signer\ud800", iss="signer\ud800")
+    for _ in range(6):
+        assert_invalid_client(with_assertion(http, ATTACKER, assertion))
+    assert_throttled(with_assertion(http, ATTACKER, assertion))
+    (event,) = throttle_events()
+    assert event.detail["client_id"] == ""  # the address's allowance: no client was named
+
+
+def test_an_assertion_whose_jti_holds_a_lone_surrogate_is_a_failure_of_its_client(http, signer):
+    for _ in range(3):
+        assert_invalid_client(with_assertion(http, ATTACKER, signed(signer, jti="j\ud800")))
+    assert_throttled(with_assertion(http, ATTACKER, signed(signer)))
 
 
 def test_a_decoy_credential_does_not_shield_the_client_under_attack(http, svc, make_client):
