@@ -120,7 +120,9 @@ def link_with_password(
     The password is checked like any sign-in's, under the guard (a failure audited and counted
     towards the name's lock and the address's throttle): raises guard.Throttled or guard.Busy.
     """
-    user, reason = guard.password_attempt(client, login, ip, lambda: users.authenticate(client, login, password))
+    user, reason = guard.password_attempt(
+        client, login, ip, lambda: users.authenticate(client, login, password), method="pwd", idp=provider.slug
+    )
     if user is None:
         return None, reason
     link(provider, user, profile)

@@ -16,7 +16,7 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, BrowserSession, LinkedIdentity
+from app.models import AuditEvent, BrowserSession, LinkedIdentity, User
 from app.runtime import runtime
 from tests.helpers import forms, redis_settings
 from tests.integration.helpers import PASSWORD, REDIRECT_URI, SCOPE, authorize_params, start, text
@@ -259,6 +259,9 @@ def test_audit_keeps_a_typed_name_only_when_it_names_an_account(attempts):
         ("account_locked", None, HOME, {"seconds": 60}),
     ]
     assert "hunter2" not in str(db.session.execute(sa.select(AuditEvent.__table__)).all())
+    # The account's own failures name it by id too, so the audit log finds them under the user.
+    named = db.session.scalars(sa.select(AuditEvent.user_id).where(AuditEvent.username == "alice")).all()
+    assert set(named) == {db.session.scalar(sa.select(User.id).where(User.username == "alice"))}
 
 
 # --- several workers, and Redis going away ----------------------------------------------------------
@@ -306,3 +309,14 @@ def test_without_redis_sign_ins_go_on_and_failures_are_counted_in_memory(app, at
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 503
     assert ready.json["checks"]["database"] == "ok" and ready.json["checks"]["redis"] != "ok"
+
+
+@pytest.mark.redis
+@pytest.mark.settings(AUTHGATE_LOCKOUT_FAILURES=3)
+def test_signing_in_by_email_forgets_the_failures_counted_against_the_username(attempts):
+    for _ in range(2):
+        attempts.fail("alice")
+    assert signed_in(attempts.login("alice@example.com", PASSWORD))
+    for _ in range(2):
+        attempts.fail("alice")
+    assert signed_in(attempts.login("alice", PASSWORD))
