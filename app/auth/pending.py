@@ -1,13 +1,15 @@
 """What every hosted page of a sign-in shares: the parked authorization request it serves, and its error pages."""
 
+import math
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from flask import redirect, render_template, request
 
 from app.auth import browser
 from app.models import Client, User
-from app.services import audit, sessions
+from app.services import audit, guard, sessions
 from app.services.client_cache import cached_client
 
 FAILED_LOGIN = "Invalid username or password."
@@ -37,6 +39,27 @@ def no_request():
         "This page is part of signing in to an application, and that sign-in has "
         "expired or was never started. Go back to the application and sign in again.",
     )
+
+
+def turned_away(refusal: guard.Throttled | guard.Busy, retry_url: str):
+    """The answer to a password attempt the guard refused: when to try again, and the way back to the form.
+
+    A locked name and a throttled address get the same words, so the page never tells whether an
+    account exists; the pending request stays, so `retry_url` leads back to the same form.
+    """
+    if isinstance(refusal, guard.Busy):
+        title, status = "Try again in a moment", 503
+        message = "The sign-in service is busy; try again in a moment."
+    else:
+        title, status = "Too many attempts", 429
+        minutes = math.ceil(refusal.retry_after / 60)
+        # The minute after the wait ends, so trying again at the time shown is never too early.
+        until = datetime.now(UTC) + timedelta(seconds=refusal.retry_after, minutes=1)
+        message = (
+            f"Too many attempts. Try again in {minutes} minute{'' if minutes == 1 else 's'} (at {until:%H:%M} UTC)."
+        )
+    page = render_template("auth/try_later.html", title=title, message=message, retry_url=retry_url)
+    return page, status, {"Retry-After": str(refusal.retry_after)}
 
 
 def finish_sign_in(client: Client, user: User, rid: str, amr: list[str], idp: str | None = None, **detail):

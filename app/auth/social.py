@@ -3,6 +3,10 @@
 What must survive the round trip (state, nonce, PKCE verifier) is kept in the signed session
 cookie, keyed by the state and bound to the pending authorization request (rid), the client
 and the provider. The rules of who signs in live in app/services/social.py.
+
+A sign-in lock (app/services/guard.py) does not stop a social sign-in: the lock is about guessing
+passwords, and honouring it here would let anyone shut a user out of their Google sign-in by typing
+wrong passwords for them. The link page checks a password, so it is guarded like /login.
 """
 
 import time
@@ -12,9 +16,9 @@ from flask import redirect, render_template, request, session, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import LinkForm, SeparateAccountForm
-from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request
+from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request, turned_away
 from app.models import Client, IdentityProvider, User
-from app.services import audit, committed, idps, social
+from app.services import audit, committed, guard, idps, social
 from app.services.client_cache import cached_client
 from app.services.upstream import Profile, UpstreamError, begin
 
@@ -219,15 +223,16 @@ def social_link(slug):
         return _failure("Cannot create an account", "This sign-in does not offer a new account.", 400, rid)
     elif form.validate_on_submit():
         try:
-            user, why = social.link_with_password(client, provider, profile, form.username.data, form.password.data)
+            # The guard audits a failure itself (and any lock it starts).
+            user, _ = social.link_with_password(
+                client, provider, profile, form.username.data, form.password.data, request.remote_addr
+            )
+        except (guard.Throttled, guard.Busy) as refusal:
+            return turned_away(refusal, url_for("auth.social_link", slug=slug, rid=rid))
         except social.SignInRefused as refused:
             _audit_failure(client, slug, refused.reason)
             return _failure(f"Cannot link your {provider.name} account", str(refused), 403, rid)
         if user is None:
-            audit.record(
-                audit.LOGIN_FAILED, client=client, username=form.username.data[:254], ip=request.remote_addr,
-                method="pwd", idp=slug, reason=why,
-            )  # fmt: skip
             error = FAILED_LOGIN
         else:
             session.pop(LINK, None)

@@ -4,8 +4,8 @@ from flask import redirect, render_template, request, url_for
 
 from app.auth import bp, browser
 from app.auth.forms import ConsentForm, LoginForm
-from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request
-from app.services import audit, committed, idps, sessions
+from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request, turned_away
+from app.services import committed, guard, idps, sessions
 from app.services import users as user_service
 
 SCOPE_TEXT = {
@@ -29,12 +29,15 @@ def login():
     if request.method == "GET" and params.get("login_hint"):
         form.username.data = params["login_hint"]
     if form.validate_on_submit():
-        user, reason = user_service.authenticate(client, form.username.data, form.password.data)
+        login_name, password = form.username.data, form.password.data
+        try:
+            # The guard audits a failure itself (and any lock it starts).
+            user, _ = guard.password_attempt(
+                client, login_name, request.remote_addr, lambda: user_service.authenticate(client, login_name, password)
+            )
+        except (guard.Throttled, guard.Busy) as refusal:
+            return turned_away(refusal, url_for("auth.login", rid=rid))
         if user is None:
-            audit.record(
-                audit.LOGIN_FAILED, client=client, username=form.username.data[:254],
-                ip=request.remote_addr, reason=reason,
-            )  # fmt: skip
             error = FAILED_LOGIN
         else:
             return finish_sign_in(client, user, rid, amr=["pwd"])

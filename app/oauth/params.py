@@ -13,6 +13,18 @@ def has_nul(text: str) -> bool:
     return "\x00" in text
 
 
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate, which a JSON escape ("\\ud800") can produce.
+
+    It has no UTF-8 form, so no database can be asked about it: the query fails instead of finding nothing.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def error_text(text: str) -> str:
     """`text` with the characters RFC 6749 forbids in error_description (and so Authlib refuses) replaced by '?'."""
     # OAuth2Error raises ValueError for such a description, and `"`, `\` or non-ASCII text from a

@@ -53,6 +53,8 @@ class OAuth2Request(FlaskOAuth2Request):
 
     def __init__(self, request):
         super().__init__(_ShortUrl(request))
+        # Where failed client authentications are counted (AUTHGATE_TRUSTED_PROXIES applied by ProxyFix).
+        self.remote_addr: str | None = request.remote_addr
 
 
 class JsonRequest(FlaskJsonRequest):

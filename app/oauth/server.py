@@ -6,7 +6,7 @@ from flask import request as flask_request
 from werkzeug.exceptions import BadRequest
 
 from app.models import Client
-from app.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
+from app.oauth.client_auth import PrivateKeyJWT, ThrottledClientAuthentication, authenticate_client_secret_basic
 from app.oauth.discovery import validated_metadata
 from app.oauth.endpoints import AccessTokenValidator, EndSession, Introspection, Issuer, Revocation, Userinfo
 from app.oauth.grants import (
@@ -44,7 +44,24 @@ def generate_token(grant_type, client, user=None, scope=None, expires_in=None, i
 
 
 class Server(AuthorizationServer):
-    """Authlib's Flask server, making our request adapters."""
+    """Authlib's Flask server, making our request adapters and throttling failed client authentication."""
+
+    def __init__(self):
+        super().__init__()
+        self._client_auth_methods: dict = {}
+
+    def register_client_auth_method(self, method, func):
+        """Keep the method for `authenticate_client`, which builds each request's authentication with it."""
+        self._client_auth_methods[method] = func
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """Authlib's client authentication under the failure throttle: token, introspection and revocation."""
+        # Only a request that came over HTTP has an address; the console's in-process code
+        # redemption authenticates its own public client and is never throttled.
+        ip = request.remote_addr if isinstance(request, OAuth2Request) else None
+        return ThrottledClientAuthentication(self.query_client, self._client_auth_methods, ip)(
+            request, methods, endpoint
+        )
 
     def create_oauth2_request(self, request):
         # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host

@@ -328,15 +328,18 @@ def unlock(client: Client, user: User) -> bool:
 
 
 def password_attempt(
-    client: Client, login: str, ip: str | None, verify: Callable[[], tuple[User | None, str]]
+    client: Client, login: str, ip: str | None, verify: Callable[[], tuple[User | None, str]], **detail
 ) -> tuple[User | None, str]:
     """Run one password check under the name's lock, the address's throttle and a hash slot.
 
     `verify` checks the password and returns (user, reason) like users.authenticate, reason
     "unknown_user" when the name belongs to no account. Raises Throttled (locked or throttled) or
-    Busy (no hash slot) before any hashing. A failure is audited, with the typed name only when it
-    names an account; a lock it starts is audited too.
+    Busy (no hash slot) before any hashing. A failure is audited (with `detail`), naming the user
+    only when the name is an account's, never with what was typed otherwise; a lock it starts is
+    audited too. A success forgets the failures of every name of the user.
     """
+    from app.services import users
+
     guard = _guard()
     name = login if isinstance(login, str) else ""
     waits = [guard.account_lock(client.client_id, name), guard.address_wait(ip)]
@@ -346,14 +349,13 @@ def password_attempt(
     with guard.hash_slot(suspect=guard.address_is_suspect(ip)):
         user, reason = verify()
     if user is not None:
-        guard.account_forget(client.client_id, name)
+        guard.account_forget(client.client_id, name, *account_names(user))
         return user, reason
-    known = reason != "unknown_user"
-    typed = name[:254] if known else None
-    audit.record(audit.LOGIN_FAILED, client=client, username=typed, ip=ip, reason=reason)
+    account = users.find_account(client, name) if reason != "unknown_user" else None
+    audit.record(audit.LOGIN_FAILED, client=client, user=account, ip=ip, reason=reason, **detail)
     locked_for = guard.account_failed(client.client_id, name)
     if locked_for is not None:
-        audit.record(ACCOUNT_LOCKED, client=client, username=typed, ip=ip, seconds=locked_for)
+        audit.record(ACCOUNT_LOCKED, client=client, user=account, ip=ip, seconds=locked_for)
     if guard.address_failed(ip):
         audit.record(ADDRESS_THROTTLED, client=client, ip=ip, window=guard.policy.address_window)
     return None, reason

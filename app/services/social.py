@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Client, IdentityProvider, User, UserRole
-from app.services import ServiceError, ValidationError, audit, identities, transaction, users
+from app.services import ServiceError, ValidationError, audit, guard, identities, transaction, users
 from app.services.upstream import Profile, finish
 
 EMAIL_TAKEN = "email_taken"
@@ -113,10 +113,16 @@ def link(provider: IdentityProvider, user: User, profile: Profile) -> None:
 
 
 def link_with_password(
-    client: Client, provider: IdentityProvider, profile: Profile, login: str, password: str
+    client: Client, provider: IdentityProvider, profile: Profile, login: str, password: str, ip: str | None
 ) -> tuple[User | None, str]:
-    """Link the upstream account to the local account whose password the person knows; return (user, reason)."""
-    user, reason = users.authenticate(client, login, password)
+    """Link the upstream account to the local account whose password the person knows; return (user, reason).
+
+    The password is checked like any sign-in's, under the guard (a failure audited and counted
+    towards the name's lock and the address's throttle): raises guard.Throttled or guard.Busy.
+    """
+    user, reason = guard.password_attempt(
+        client, login, ip, lambda: users.authenticate(client, login, password), method="pwd", idp=provider.slug
+    )
     if user is None:
         return None, reason
     link(provider, user, profile)

@@ -96,9 +96,7 @@ def authenticate(client: Client, login: str, password: str) -> tuple[User | None
     A stored hash of an outdated cost is replaced in the session, not committed: it is written with
     the caller's transaction for the sign-in.
     """
-    user = find_user(client, login)
-    if user is None and isinstance(login, str) and "@" in login:
-        user = find_user_by_email(client, login)
+    user = find_account(client, login)
     if user is None or user.password_hash is None:
         _spend_a_hash(password)
         return None, "unknown_user" if user is None else "no_password"
@@ -124,6 +122,14 @@ def find_user(client: Client, username: str) -> User | None:
     if not isinstance(username, str) or not username:
         return None
     return db.session.scalar(_BY_USERNAME, {"client_pk": client.id, "username": username.strip().lower()})
+
+
+def find_account(client: Client, login: str) -> User | None:
+    """The user a sign-in form's name means: a username, else (with an @) an email."""
+    user = find_user(client, login)
+    if user is None and isinstance(login, str) and "@" in login:
+        user = find_user_by_email(client, login)
+    return user
 
 
 def find_user_by_email(client: Client, email: str) -> User | None:

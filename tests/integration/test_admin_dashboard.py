@@ -42,7 +42,7 @@ def test_dashboard_counts_and_shows_recent_sign_ins_and_failures(app, admin, mak
     assert (stat(dashboard, "clients"), stat(dashboard, "users"), stat(dashboard, "roles")) == (2, 2, 2)
     sign_ins, failures = text(dashboard).split("Failed sign-ins")
     assert "admin" in sign_ins and "authgate-console" in sign_ins
-    # A name that is no account is never shown: it may be a password typed into the wrong box.
+    # A typed name that names no account is neither kept nor shown (it may be a password).
     assert "(unknown account)" in failures and "mallory" not in failures
     assert "unknown user" in failures and 'href="/admin/clients/shop"' in failures
 

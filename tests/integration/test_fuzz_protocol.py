@@ -33,6 +33,10 @@ TOKEN_URL = f"{ISSUER}/oauth2/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MACHINE_PATHS = ("/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/oauth2/userinfo")
 
+# Each property sends hundreds of failed client authentications from one address. With allowances
+# no run can use up, every example still reaches the code under test, and its failures still count.
+pytestmark = pytest.mark.settings(AUTHGATE_CLIENT_AUTH_FAILURES=100_000, AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES=100_000)
+
 
 # --- the tenant: clients of every kind, a user, and real codes and tokens -------------------
 

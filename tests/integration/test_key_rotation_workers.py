@@ -8,26 +8,14 @@ so the two processes share the requests between them.
 
 import base64
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.serving import flask_cli, make_serve
+
 WITHIN = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _kid(token: str) -> str:
@@ -37,58 +25,13 @@ def _kid(token: str) -> str:
 
 @pytest.fixture
 def served(tmp_path):
-    if shutil.which("make") is None:
-        pytest.skip("make is missing")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path}/authgate.db",
-        "AUTHGATE_SECRET_KEY": "k" * 40,
-        "AUTHGATE_ISSUER": f"http://127.0.0.1:{port}",
-        "AUTHGATE_BCRYPT_ROUNDS": "4",
-        "AUTHGATE_KEY_REFRESH_SECONDS": "30",
-        "AUTHGATE_MAINTENANCE_SECONDS": "0",
-    }
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "serve", f"PORT={port}", "AUTHGATE_WORKERS=2", "AUTHGATE_THREADS=2"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()[-2000:] if server.stderr else ""
-            assert time.monotonic() < deadline, "make serve did not become ready within 60 s"
-            time.sleep(0.2)
-        yield base, env
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
-        if server.stderr:
-            server.stderr.close()
-
-
-def _flask(env, *args) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    with make_serve(tmp_path, AUTHGATE_KEY_REFRESH_SECONDS="30") as server:
+        yield server
 
 
 def test_rotate_now_reaches_both_workers_within_two_seconds(served):
     base, env = served
-    out = _flask(
+    out = flask_cli(
         env, "clients", "create", "--client-id", "m2m", "--name", "M2M", "--grant-type", "client_credentials",
         "--auth-method", "client_secret_basic", "--signing-alg", "ES256", "--json",
     )  # fmt: skip
@@ -107,7 +50,7 @@ def test_rotate_now_reaches_both_workers_within_two_seconds(served):
 
     before = kids(20)
     assert len(before) == 1
-    rotated = json.loads(_flask(env, "keys", "rotate", "--alg", "ES256", "--now", "--json"))
+    rotated = json.loads(flask_cli(env, "keys", "rotate", "--alg", "ES256", "--now", "--json"))
     new_kid = rotated[0]["kid"]
     assert new_kid not in before
     started = time.monotonic()

@@ -94,9 +94,11 @@ def test_a_linked_user_that_is_disabled_is_refused(app, web):
 def test_link_with_password(app, web, make_user):
     provider = google()
     make_user("web", "alice", password="correct horse")
-    user, reason = social.link_with_password(web, provider, profile(), "alice", "wrong horse")
+    user, reason = social.link_with_password(web, provider, profile(), "alice", "wrong horse", "127.0.0.1")
     assert (user, reason) == (None, "bad_password") and count(LinkedIdentity) == 0
-    user, reason = social.link_with_password(web, provider, profile(), "alice@example.com", "correct horse")
+    user, reason = social.link_with_password(
+        web, provider, profile(), "alice@example.com", "correct horse", "127.0.0.1"
+    )
     assert reason == "ok" and user.username == "alice"
     assert identities.find_identity(provider, "g-1").user_id == user.id
 
