@@ -52,8 +52,6 @@ IDP_UPDATED = "idp_updated"
 IDP_DELETED = "idp_deleted"
 
 UNKNOWN_ACCOUNT = "(unknown account)"
-# users.authenticate's reasons for a failure at a name that matched an account: its typed name is that account's.
-ACCOUNT_REASONS = ("bad_password", "no_password", "disabled")
 ACTOR_CHARS = 120
 
 _actor: ContextVar[str | None] = ContextVar("authgate_audit_actor", default=None)
@@ -124,16 +122,14 @@ def changes(before: dict, after: dict, opaque: Collection[str] = ()) -> dict:
 
 
 def shown_username(event: AuditEvent) -> str | None:
-    """The username to show: a failed sign-in's typed name only when it named an account.
+    """The username to show: a failed sign-in's only when it names an account (it then has the user's id).
 
-    Older rows kept whatever was typed at an unknown account, which may be a password typed into
-    the username box: never shown. The same rule as `_names_account`, which the user filter uses.
+    Older rows kept whatever was typed at a sign-in, which may be a password typed into the
+    username box: never shown. The same rule as `_names_account`, which the user filter uses.
     """
-    if event.kind != LOGIN_FAILED or event.user_id is not None:
-        return event.username
-    if event.username and (event.detail or {}).get("reason") in ACCOUNT_REASONS:
-        return event.username
-    return UNKNOWN_ACCOUNT
+    if event.kind == LOGIN_FAILED and event.user_id is None:
+        return UNKNOWN_ACCOUNT
+    return event.username
 
 
 def recent_with_clients(kinds: tuple[str, ...], limit: int = 20) -> list[tuple[AuditEvent, str | None]]:
@@ -231,11 +227,7 @@ def parse_filters(args: Mapping[str, str], known_kinds: list[str]) -> tuple[Filt
 
 def _names_account() -> sa.ColumnElement[bool]:
     """`shown_username`'s rule in SQL: what was once typed at an unknown account is never matched, as never shown."""
-    return sa.or_(
-        AuditEvent.kind != LOGIN_FAILED,
-        AuditEvent.user_id.is_not(None),
-        AuditEvent.detail["reason"].as_string().in_(ACCOUNT_REASONS),
-    )
+    return sa.or_(AuditEvent.kind != LOGIN_FAILED, AuditEvent.user_id.is_not(None))
 
 
 def search(filters: Filters, page: int = 1, per_page: int = 50) -> Page:

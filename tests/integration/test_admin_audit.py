@@ -42,10 +42,9 @@ def seeded(admin):
         [
             AuditEvent(kind="login_succeeded", at=at(1), client_pk=shop.id, user_id=alice.id, username="alice",
                        ip="192.0.2.1", detail={"method": "pwd"}),
-            # A wrong password: the name typed is an account's (the row names no user id, as sign-ins record it).
-            AuditEvent(kind="login_failed", at=at(2, 11), client_pk=shop.id, username="alice", ip="192.0.2.2",
-                       detail={"reason": "bad_password"}),
-            # An older row that kept what was typed at an unknown account.
+            AuditEvent(kind="login_failed", at=at(2, 11), client_pk=shop.id, user_id=alice.id, username="alice",
+                       ip="192.0.2.2", detail={"reason": "bad_password"}),
+            # An older row that kept what was typed: no account, so perhaps a password in the wrong box.
             AuditEvent(kind="login_failed", at=at(3), client_pk=shop.id, username=TYPED_PASSWORD, ip="192.0.2.3",
                        detail={"reason": "unknown_user"}),
             AuditEvent(kind="user_updated", at=at(4), client_pk=blog.id, user_id=bob.id, username="bob",
