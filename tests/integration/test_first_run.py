@@ -1,0 +1,36 @@
+"""A new admin's first run: `make run PORT=...` serves at the issuer it prints."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+
+def test_make_run_hands_its_port_to_init_and_to_the_server():
+    dry_run = subprocess.run(["make", "-n", "run", "PORT=5201"], cwd=ROOT, capture_output=True, text=True, check=True)
+    commands = [line for line in dry_run.stdout.splitlines() if "flask --app wsgi" in line]
+    assert [line.split()[0] for line in commands] == ["AUTHGATE_PORT=5201", "AUTHGATE_PORT=5201"], dry_run.stdout
+    assert commands[0].endswith(" init") and commands[1].endswith("--port 5201"), dry_run.stdout
+
+
+def test_init_without_an_issuer_prints_the_console_of_the_port(tmp_path):
+    """What `make run PORT=5201` runs first: the console it prints, and signs in through, is on 5201."""
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")},
+        "AUTHGATE_PORT": "5201",
+        "AUTHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'authgate.db'}",
+        "AUTHGATE_SECRET_KEY": "s" * 40,
+        "AUTHGATE_BCRYPT_ROUNDS": "4",
+    }
+    init = subprocess.run([*FLASK, "init"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert "  console: http://localhost:5201/admin/" in init.stdout.splitlines()
+    show = subprocess.run(
+        [*FLASK, "clients", "show", "authgate-console", "--json"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert show.returncode == 0, show.stderr
+    assert json.loads(show.stdout)["redirect_uris"] == ["http://localhost:5201/admin/callback"]
