@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 
 DEFAULT_PORT = 5000
+SESSION_COOKIE = "authgate_session"
 
 
 class ConfigError(RuntimeError):
@@ -66,6 +67,21 @@ def _issuer(env, environment: str, overrides: dict) -> str:
     if not issuer.startswith(("http://", "https://")):
         raise ConfigError(f"AUTHGATE_ISSUER must be an http(s) URL, got {issuer!r}")
     return issuer
+
+
+def _session_cookie(issuer: str) -> dict:
+    """Our own cookie name, so another application on the same host (cookies ignore ports) does not
+    overwrite it; over https the `__Host-` prefix, which browsers accept only as Secure, Path=/ and
+    without Domain, so no subdomain can set or shadow it."""
+    secure = issuer.startswith("https://")
+    return {
+        "SESSION_COOKIE_NAME": f"__Host-{SESSION_COOKIE}" if secure else SESSION_COOKIE,
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }
 
 
 def engine_options(database_url: str) -> dict:
@@ -143,8 +159,6 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 2, 1, 64),
         # Worker processes serving this app (make serve sets it); several without Redis earn a warning.
         "AUTHGATE_WORKERS": _int(env, "AUTHGATE_WORKERS", 1, 1, 1024),
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": issuer.startswith("https://"),
+        **_session_cookie(issuer),
         "WTF_CSRF_TIME_LIMIT": None,
     }

@@ -1,10 +1,12 @@
-"""A new admin's first run: `make run PORT=...` serves at the issuer it prints."""
+"""A new admin's first run: `make run PORT=...` serves at the issuer it prints, and the session cookie is ours."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
@@ -34,3 +36,29 @@ def test_init_without_an_issuer_prints_the_console_of_the_port(tmp_path):
     )
     assert show.returncode == 0, show.stderr
     assert json.loads(show.stdout)["redirect_uris"] == ["http://localhost:5201/admin/callback"]
+
+
+def session_cookie_of(app, runner, base_url: str) -> str:
+    """The Set-Cookie header of a page that starts a sign-in (it keeps the PKCE verifier in the session)."""
+    assert runner.invoke(args=["init", "--admin-password", "a long enough password"]).exit_code == 0
+    response = app.test_client().get("/admin/login", base_url=base_url)
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    return response.headers["Set-Cookie"]
+
+
+def test_over_http_the_session_cookie_has_an_authgate_name(app, runner):
+    cookie = session_cookie_of(app, runner, "http://localhost:5000")
+    assert cookie.startswith("authgate_session=")
+    attributes = {part.strip().split("=")[0] for part in cookie.split(";")[1:]}
+    assert attributes == {"HttpOnly", "Path", "SameSite"}
+    assert "; Path=/;" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.settings(AUTHGATE_ISSUER="https://id.example.com")
+def test_over_https_the_session_cookie_is_host_only(app, runner):
+    """`__Host-` cookies are taken by browsers only when Secure, with Path=/ and no Domain."""
+    cookie = session_cookie_of(app, runner, "https://id.example.com")
+    assert cookie.startswith("__Host-authgate_session=")
+    attributes = {part.strip().split("=")[0] for part in cookie.split(";")[1:]}
+    assert attributes == {"Secure", "HttpOnly", "Path", "SameSite"}
+    assert "; Path=/;" in cookie

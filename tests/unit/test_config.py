@@ -27,6 +27,14 @@ def test_a_set_issuer_wins_over_the_port(tmp_path):
     assert load(str(tmp_path), env=production)["AUTHGATE_ISSUER"] == "https://id.example.com"
 
 
+def test_the_session_cookie_is_ours_and_host_only_over_https(tmp_path):
+    plain = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY})
+    assert (plain["SESSION_COOKIE_NAME"], plain["SESSION_COOKIE_SECURE"]) == ("authgate_session", False)
+    https = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_ISSUER": "https://id.example.com"})
+    assert (https["SESSION_COOKIE_NAME"], https["SESSION_COOKIE_SECURE"]) == ("__Host-authgate_session", True)
+    assert (https["SESSION_COOKIE_PATH"], https["SESSION_COOKIE_DOMAIN"]) == ("/", None)
+
+
 def test_development_generates_and_keeps_a_secret_key(tmp_path):
     first = load(str(tmp_path), env={})["SECRET_KEY"]
     assert len(first) >= 32
