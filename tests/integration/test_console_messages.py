@@ -28,3 +28,12 @@ def test_an_email_without_an_at_sign_is_one_sentence(admin):
     assert response.status_code == 422
     assert field_errors(response) == ["Email is not a valid address: An email address must have an @-sign."]
     assert ".." not in text(response)
+
+
+def test_a_role_differing_only_in_case_is_refused_next_to_its_name(admin):
+    assert post(admin, "/admin/clients/shop/roles", {"name": "ROLE_ADMIN", "description": ""}).status_code == 303
+    response = post(admin, "/admin/clients/shop/roles", {"name": "role_admin", "description": ""})
+    assert response.status_code == 422
+    assert field_errors(response) == [
+        "Client 'shop' already has a role 'ROLE_ADMIN'; role names are the same whatever their case."
+    ]
