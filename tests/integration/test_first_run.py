@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,14 @@ def test_over_https_the_session_cookie_is_host_only(app, runner):
     attributes = {part.strip().split("=")[0] for part in cookie.split(";")[1:]}
     assert attributes == {"Secure", "HttpOnly", "Path", "SameSite"}
     assert "; Path=/;" in cookie
+
+
+def test_pages_link_a_favicon_that_is_served(app, runner, client):
+    """Without one, every page view cost a 404 for /favicon.ico."""
+    assert runner.invoke(args=["init", "--admin-password", "a long enough password"]).exit_code == 0
+    for page in (client.get("/admin/login", follow_redirects=True), client.get("/oauth2/authorize")):
+        links = re.findall(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', page.get_data(as_text=True))
+        assert links == ["/static/favicon.svg"], page.get_data(as_text=True)[:500]
+    with client.get("/static/favicon.svg") as icon:
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+        assert icon.get_data(as_text=True).startswith("<svg")
