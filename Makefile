@@ -1,4 +1,4 @@
-# AuthGate IAM. `make run` serves on http://localhost:5000; `make test` runs the suite.
+# AuthGate IAM. `make run` serves on http://localhost:5000 (`make run PORT=5201`: on 5201); `make test` runs the suite.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -11,9 +11,10 @@ AUTHGATE_THREADS ?= 4
 .PHONY: run serve test lint format install install-dev clean
 
 run: PORT ?= 5000
-run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://localhost:5000 (development server)
-	$(FLASK) init
-	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+# AUTHGATE_PORT: without AUTHGATE_ISSUER, the development issuer is http://localhost:$(PORT).
+run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://localhost:$(PORT) (development server)
+	AUTHGATE_PORT=$(PORT) $(FLASK) init
+	AUTHGATE_PORT=$(PORT) $(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 # Production serving: granian's WSGI mode, the fastest of the servers compared in bench/README.md.
 # One process per core by default; every AUTHGATE_* variable in the environment applies.

@@ -4,7 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
-DEFAULT_ISSUER = "http://localhost:5000"
+DEFAULT_PORT = 5000
+SESSION_COOKIE = "authgate_session"
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +54,36 @@ def _secret_key(env, instance_path: Path, environment: str) -> str:
     return key
 
 
+def _issuer(env, environment: str, overrides: dict) -> str:
+    """The public base URL. Outside production an unset AUTHGATE_ISSUER follows the port the
+    development server listens on (AUTHGATE_PORT, which `make run` sets from PORT), so the
+    console's sign-in comes back to the server that sent it; production must say its address."""
+    issuer = overrides.get("AUTHGATE_ISSUER") or env.get("AUTHGATE_ISSUER")
+    if not issuer:
+        if environment == "production":
+            raise ConfigError("AUTHGATE_ISSUER is required when AUTHGATE_ENV=production (e.g. https://id.example.com)")
+        issuer = f"http://localhost:{_int(env, 'AUTHGATE_PORT', DEFAULT_PORT, 1, 65535)}"
+    issuer = issuer.rstrip("/")
+    if not issuer.startswith(("http://", "https://")):
+        raise ConfigError(f"AUTHGATE_ISSUER must be an http(s) URL, got {issuer!r}")
+    return issuer
+
+
+def _session_cookie(issuer: str) -> dict:
+    """Our own cookie name, so another application on the same host (cookies ignore ports) does not
+    overwrite it; over https the `__Host-` prefix, which browsers accept only as Secure, Path=/ and
+    without Domain, so no subdomain can set or shadow it."""
+    secure = issuer.startswith("https://")
+    return {
+        "SESSION_COOKIE_NAME": f"__Host-{SESSION_COOKIE}" if secure else SESSION_COOKIE,
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }
+
+
 def engine_options(database_url: str) -> dict:
     """SQL parameters never appear in error messages (they may be token hashes); PostgreSQL
     connections give up after 5 s instead of the operating system's minutes."""
@@ -71,12 +102,11 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
     if environment not in ("development", "production", "testing"):
         raise ConfigError(f"AUTHGATE_ENV must be development, production or testing, got {environment!r}")
     database_url = env.get("AUTHGATE_DATABASE_URL") or f"sqlite:///{instance / 'authgate.db'}"
-    issuer = (env.get("AUTHGATE_ISSUER") or DEFAULT_ISSUER).rstrip("/")
-    if not issuer.startswith(("http://", "https://")):
-        raise ConfigError(f"AUTHGATE_ISSUER must be an http(s) URL, got {issuer!r}")
+    secret_key = overrides.get("SECRET_KEY") or _secret_key(env, instance, environment)
+    issuer = _issuer(env, environment, overrides)
     return {
         "AUTHGATE_ENV": environment,
-        "SECRET_KEY": overrides.get("SECRET_KEY") or _secret_key(env, instance, environment),
+        "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
         # Seconds `flask init` waits for an unreachable database before giving up (make serve: 30).
@@ -129,8 +159,6 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 2, 1, 64),
         # Worker processes serving this app (make serve sets it); several without Redis earn a warning.
         "AUTHGATE_WORKERS": _int(env, "AUTHGATE_WORKERS", 1, 1, 1024),
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": issuer.startswith("https://"),
+        **_session_cookie(issuer),
         "WTF_CSRF_TIME_LIMIT": None,
     }

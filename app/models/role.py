@@ -16,6 +16,8 @@ class Role(Model):
 
     __table_args__ = (
         sa.UniqueConstraint("client_pk", "name"),
+        # ROLE_ADMIN and role_admin are one name (migration 0008), as usernames and emails are.
+        sa.Index("uq_roles_client_name_lower", "client_pk", sa.func.lower(name), unique=True),
         # Target of the composite foreign key from user_roles.
         sa.UniqueConstraint("client_pk", "id"),
     )

@@ -32,6 +32,7 @@ from app.services.validation import (
     check_text,
     choice,
     fail,
+    library_reason,
     unique,
 )
 
@@ -145,7 +146,7 @@ def check_jwks(value) -> dict | None:
     try:
         KeySet.import_key_set(cast(KeySetSerialization, value))
     except (JoseError, ValueError, TypeError) as exc:
-        fail(f"is not a valid key set: {exc}")
+        fail(f"is not a valid key set: {library_reason(exc)}")
     return value
 
 

@@ -79,10 +79,18 @@ def holder_counts(client: Client) -> dict[int, int]:
 
 
 def _check_role_free(client_id: str, name: str) -> Client:
-    """The client, if it has no role of this name yet."""
+    """The client, if it has no role of this name yet, in any case: ROLE_ADMIN and role_admin would
+    read as one role to people and to many applications' checks (the unique index on lower(name))."""
     client = get_client(client_id)
-    if find_role(client, name) is not None:
+    same = db.session.scalar(
+        sa.select(Role.name).where(Role.client_pk == client.id, sa.func.lower(Role.name) == name.lower())
+    )
+    if same == name:
         raise ValidationError("name", f"client {client_id!r} already has a role {name!r}")
+    if same is not None:
+        raise ValidationError(
+            "name", f"client {client_id!r} already has a role {same!r}; role names are the same whatever their case"
+        )
     return client
 
 

@@ -13,6 +13,7 @@ from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import get_client
 from app.services.pagination import Page, like_pattern, paginate
 from app.services.roles import get_role
+from app.services.validation import library_reason
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 PASSWORD_MIN_LENGTH = 8
@@ -39,7 +40,7 @@ def check_email(value) -> str | None:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValidationError("email", f"is not a valid address: {exc}") from None
+        raise ValidationError("email", f"is not a valid address: {library_reason(exc)}") from None
 
 
 def check_person_name(field: str, value) -> str:

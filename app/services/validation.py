@@ -22,6 +22,12 @@ def fail(reason: str) -> NoReturn:
     raise ValidationError("value", reason)
 
 
+def library_reason(exc: Exception) -> str:
+    """A library's message as a reason, without its closing full stop: the console and the CLI end
+    each reason with one themselves ("must have an @-sign.." otherwise)."""
+    return str(exc).rstrip(". ")
+
+
 def as_list(value) -> list[str]:
     """A list from a list, or from a string of comma- or space-separated items; blanks dropped."""
     if value is None:

@@ -14,6 +14,27 @@ def test_defaults(tmp_path):
     assert config["AUTHGATE_BCRYPT_ROUNDS"] == 12
 
 
+def test_without_an_issuer_development_follows_the_port(tmp_path):
+    """`make run PORT=5201` sets AUTHGATE_PORT: the console's sign-in must come back to port 5201."""
+    config = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_PORT": "5201"})
+    assert config["AUTHGATE_ISSUER"] == "http://localhost:5201"
+
+
+def test_a_set_issuer_wins_over_the_port(tmp_path):
+    env = {"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_PORT": "5201", "AUTHGATE_ISSUER": "https://id.example.com/"}
+    assert load(str(tmp_path), env=env)["AUTHGATE_ISSUER"] == "https://id.example.com"
+    production = {**env, "AUTHGATE_ENV": "production"}
+    assert load(str(tmp_path), env=production)["AUTHGATE_ISSUER"] == "https://id.example.com"
+
+
+def test_the_session_cookie_is_ours_and_host_only_over_https(tmp_path):
+    plain = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY})
+    assert (plain["SESSION_COOKIE_NAME"], plain["SESSION_COOKIE_SECURE"]) == ("authgate_session", False)
+    https = load(str(tmp_path), env={"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_ISSUER": "https://id.example.com"})
+    assert (https["SESSION_COOKIE_NAME"], https["SESSION_COOKIE_SECURE"]) == ("__Host-authgate_session", True)
+    assert (https["SESSION_COOKIE_PATH"], https["SESSION_COOKIE_DOMAIN"]) == ("/", None)
+
+
 def test_development_generates_and_keeps_a_secret_key(tmp_path):
     first = load(str(tmp_path), env={})["SECRET_KEY"]
     assert len(first) >= 32
@@ -25,6 +46,8 @@ def test_development_generates_and_keeps_a_secret_key(tmp_path):
     ("env", "message"),
     [
         ({"AUTHGATE_ENV": "production"}, "AUTHGATE_SECRET_KEY is required"),
+        ({"AUTHGATE_ENV": "production", "AUTHGATE_SECRET_KEY": KEY}, "AUTHGATE_ISSUER is required"),
+        ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_PORT": "70000"}, "AUTHGATE_PORT must be between 1 and 65535"),
         ({"AUTHGATE_SECRET_KEY": "short"}, "at least 32 characters"),
         ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_BCRYPT_ROUNDS": "3"}, "between 4 and 16"),
         ({"AUTHGATE_SECRET_KEY": KEY, "AUTHGATE_BCRYPT_ROUNDS": "many"}, "must be an integer"),

@@ -133,5 +133,48 @@ def test_0007_adds_the_audit_actor_to_existing_events_and_takes_it_away(empty_da
         assert not {"ix_audit_events_actor", "ix_audit_events_username"} & index_names("audit_events")
         kinds = db.session.connection().execute(sa.text("SELECT kind FROM audit_events ORDER BY id")).scalars().all()
         assert kinds == ["login_failed", "user_created"]
+
+
+def insert_roles(conn, client_pk: int, *names: str) -> None:
+    for name in names:
+        conn.execute(
+            sa.text("INSERT INTO roles (client_pk, name, description) VALUES (:pk, :name, '')"),
+            {"pk": client_pk, "name": name},
+        )
+
+
+def test_0008_names_roles_that_differ_only_in_case_then_makes_them_unique(empty_database_url, capfd):
+    """Roles made before 0008 may clash; the upgrade stops, says which, and passes once they are renamed."""
+    from app.services import clients
+
+    app = make_app(empty_database_url)
+    with app.app_context():
+        upgrade(revision="0007")
+        shop, _ = clients.create_client(client_id="shop", name="Shop", redirect_uris=["https://shop.example.com/cb"])
+        blog, _ = clients.create_client(client_id="blog", name="Blog", redirect_uris=["https://blog.example.com/cb"])
+        conn = db.session.connection()
+        insert_roles(conn, shop.id, "ROLE_ADMIN", "role_admin", "Role_Admin", "ROLE_VIEWER")
+        insert_roles(conn, blog.id, "ROLE_ADMIN", "ROLE_EDITOR", "role_editor")
+        db.session.commit()
+
+        capfd.readouterr()
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits 1, as `flask init` does
+            upgrade()
+        message = capfd.readouterr().err
+        assert (
+            "differ only in case: blog: ROLE_EDITOR, role_editor; shop: ROLE_ADMIN, Role_Admin, role_admin." in message
+        )
+        assert "Rename or delete all but one of each" in message
+
+        db.session.execute(sa.text("DELETE FROM roles WHERE name IN ('role_admin', 'Role_Admin', 'role_editor')"))
+        db.session.commit()
+        upgrade()
+        conn = db.session.connection()
+        with pytest.raises(sa.exc.IntegrityError):
+            insert_roles(conn, shop.id, "role_viewer")
+        db.session.rollback()
+        downgrade(revision="0007")
+        insert_roles(db.session.connection(), shop.id, "role_viewer")  # without 0008, case told roles apart
+        db.session.commit()
         db.session.remove()
         db.engine.dispose()

@@ -35,6 +35,35 @@ def test_role_names_are_unique_per_client_only(app, make_client):
         service.create_role("web", "ROLE_ADMIN")
 
 
+def test_role_names_differ_by_more_than_case(app, make_client):
+    """As usernames and emails: ROLE_ADMIN and role_admin would be one role to a person reading them."""
+    make_client(client_id="web")
+    service.create_role("web", "ROLE_ADMIN")
+    with pytest.raises(ValidationError) as refused:
+        service.create_role("web", "role_admin")
+    assert refused.value.errors == {
+        "name": "client 'web' already has a role 'ROLE_ADMIN'; role names are the same whatever their case"
+    }
+    assert [role.name for role in service.list_roles(client_of("web"))] == ["ROLE_ADMIN"]
+
+
+def test_the_database_refuses_roles_differing_only_in_case(app, make_client):
+    """A writer that slipped past the check (a race) loses at the unique index."""
+    web, _ = make_client(client_id="web")
+    db.session.add(Role(client_pk=web.id, name="ROLE_ADMIN", description=""))
+    db.session.commit()
+    db.session.add(Role(client_pk=web.id, name="Role_Admin", description=""))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def client_of(client_id: str):
+    from app.services.clients import get_client
+
+    return get_client(client_id)
+
+
 def test_delete_role_reports_holders(app, make_client, make_role, make_user):
     make_client(client_id="web")
     make_role("web", "ROLE_ADMIN")
