@@ -133,6 +133,8 @@ def test_0007_adds_the_audit_actor_to_existing_events_and_takes_it_away(empty_da
         assert not {"ix_audit_events_actor", "ix_audit_events_username"} & index_names("audit_events")
         kinds = db.session.connection().execute(sa.text("SELECT kind FROM audit_events ORDER BY id")).scalars().all()
         assert kinds == ["login_failed", "user_created"]
+        db.session.remove()
+        db.engine.dispose()
 
 
 def insert_roles(conn, client_pk: int, *names: str) -> None:
