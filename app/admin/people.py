@@ -225,7 +225,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
     """The user's page; `submitted` is the form just posted (with its errors), the others start fresh."""
     forms = {
         "profile": ProfileForm(formdata=None, obj=user),
-        "password": PasswordForm(formdata=None),
+        "password_panel": PasswordForm(formdata=None),
         "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
         "status": EnabledForm(formdata=None),
         "sessions": ConsoleForm(formdata=None),
@@ -235,7 +235,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         forms.update(submitted)
     return page(
         "admin/user_detail.html",
-        ("profile", "password", "user_roles", "status", "sessions"),
+        ("profile", "password_panel", "user_roles", "status", "sessions"),
         status=status,
         client=client,
         user=user,
@@ -351,8 +351,8 @@ def user_password(client_id, username):
             show_errors(form, exc)
         else:
             message = "Password removed: only social login remains." if password is None else "Password set."
-            return saved(client, user, "password", message)
-    return user_page(client, user, {"password": form}, status=INVALID)
+            return saved(client, user, "password_panel", message)
+    return user_page(client, user, {"password_panel": form}, status=INVALID)
 
 
 @bp.route("/clients/<client_id>/users/<username>/delete", methods=["GET", "POST"])

@@ -258,8 +258,9 @@ def test_reset_or_remove_the_password(admin, make_user):
     bad = post(admin, "/admin/clients/shop/users/alice/password", {"password": "alice"})
     assert bad.status_code == 422 and "New password must be at least 8 characters." in text(bad)
     response = post(admin, "/admin/clients/shop/users/alice/password", {"password": "new password"},
-                    headers={"HX-Request": "true", "HX-Target": "password"})  # fmt: skip
-    assert response.status_code == 200 and "Password set." in text(response)
+                    headers={"HX-Request": "true", "HX-Target": "password_panel"})  # fmt: skip
+    assert response.status_code == 200 and text(response).lstrip().startswith('<section id="password_panel"')
+    assert "Password set." in text(response)
     db.session.expire_all()
     user = user_service.get_user(client_service.get_client("shop"), "alice")
     assert user_service.password_matches("new password", user.password_hash)
@@ -317,3 +318,34 @@ def test_an_admin_cannot_lock_themselves_out(admin, path, data, error):
     assert response.status_code in (409, 422) and error in text(response)
     assert admin.get("/admin/").status_code == 200
     assert roles_of("admin", "authgate-console") == ["ROLE_AUTHGATE_ADMIN"]
+
+
+# --- what the user page tells the admin ----------------------------------------------------
+
+
+def test_the_new_password_label_names_its_input(admin, make_user):
+    make_user("shop", "alice")
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert '<label for="password">New password</label>' in page
+    # The one element with that id is the input: the panel around it has another.
+    assert re.findall(r'<(\w+)[^>]*\bid="password"', page) == ["input"]
+
+
+@pytest.mark.parametrize("url", ["/admin/clients/shop/users/new", "/admin/clients/shop/users/alice", "/admin/keys"])
+def test_fields_describe_only_what_is_there(admin, make_user, url):
+    make_user("shop", "alice")
+    page = text(admin.get(url))
+    assert 'aria-describedby="None"' not in page
+    for names in re.findall(r'aria-describedby="([^"]+)"', page):
+        for name in names.split():
+            assert f'id="{name}"' in page
+
+
+def test_a_fields_error_is_part_of_its_description(admin):
+    response = post(admin, "/admin/clients/shop/users/new", {**NEW_USER, "password": "short"})
+    page = text(response)
+    assert response.status_code == 422
+    assert re.search(
+        r'<input aria-describedby="password-hint password-error" aria-invalid="true"[^>]*id="password"', page
+    )
+    assert '<div id="password-error" class="field-error">Password must be at least 8 characters.</div>' in page
