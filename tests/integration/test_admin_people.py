@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models import Role, User, UserRole
 from app.services import clients as client_service
 from app.services import roles as role_service
+from app.services import sessions as session_service
 from app.services import users as user_service
 from tests.integration.helpers import post, set_up_console, sign_in, text
 
@@ -349,3 +350,29 @@ def test_a_fields_error_is_part_of_its_description(admin):
         r'<input aria-describedby="password-hint password-error" aria-invalid="true"[^>]*id="password"', page
     )
     assert '<div id="password-error" class="field-error">Password must be at least 8 characters.</div>' in page
+
+
+def test_times_on_the_user_page_say_their_zone(admin, make_user):
+    user = make_user("shop", "alice")
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    created = user.created_at
+    assert (
+        f'<dt>Created</dt><dd><time datetime="{created.isoformat()}" title="{created:%Y-%m-%d %H:%M:%S} UTC">'
+        f"<span>{created:%Y-%m-%d}</span> <span>{created:%H:%M} UTC</span></time></dd>"
+    ) in page
+
+
+def test_session_and_consent_times_say_their_zone(admin, make_user):
+    user = make_user("shop", "alice")
+    client = client_service.get_client("shop")
+    started = session_service.start(client, user, amr=["pwd"], ip="203.0.113.7", user_agent="Firefox")
+    session_service.grant_consent(client, user, ["openid"])
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert (
+        f"><span>{started.created_at:%Y-%m-%d}</span> <span>{started.created_at:%H:%M} UTC</span></time></td>" in page
+    )
+    assert re.search(
+        r"Allowed <code class=\"tag\">openid</code> on "
+        r"<time[^>]*><span>\d{4}-\d\d-\d\d</span> <span>\d\d:\d\d UTC</span></time>",
+        page,
+    )
