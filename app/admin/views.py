@@ -128,7 +128,7 @@ def client_delete(client_id):
 @bp.route("/keys", methods=["GET", "POST"])
 def keys():
     form = RotateKeysForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and form.switch_confirmed():
         try:
             made = key_service.rotate(form.alg.data or None, immediately=form.now.data)
         except ValidationError as exc:

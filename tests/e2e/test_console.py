@@ -227,3 +227,23 @@ def test_console_sign_out_and_a_non_admin_is_turned_away(console, runner, new_pa
     shoot(page, "not-an-admin")
     page.click("text=Sign in as someone else")
     expect(page).to_have_title("Sign in to AuthGate console")
+
+
+# --- what a new admin tripped over (issue 14) -------------------------------------------------
+
+
+def test_the_emergency_key_switch_asks_for_its_word(console, new_page):
+    page = new_page()
+    sign_in_to_console(page, console)
+    page.goto(f"{console.url}/admin/keys")
+    confirm = page.get_by_label("Type switch to confirm")
+    expect(confirm).to_be_hidden()
+    page.check("input[name=now]")
+    expect(confirm).to_be_visible()
+    page.click("text=Rotate keys")
+    expect(page.locator("#confirm-error")).to_have_text("Type switch to switch at once; nothing was changed.")
+    expect(page.locator(".alert-success")).to_have_count(0)
+    page.check("input[name=now]")
+    page.get_by_label("Type switch to confirm").fill("switch")
+    page.click("text=Rotate keys")
+    expect(page.locator(".alert-success")).to_contain_text("signs from now on")

@@ -52,7 +52,7 @@ def test_rotate_publishes_next_keys_and_refuses_a_second_rotation(admin):
 
 
 def test_rotate_now_switches_at_once_and_keeps_the_old_key_published(admin):
-    response = post(admin, "/admin/keys", {"alg": "ES256", "now": "y"})
+    response = post(admin, "/admin/keys", {"alg": "ES256", "now": "y", "confirm": "switch"})
     assert response.status_code == 303
     by_state = {}
     for key in key_service.list_keys():
@@ -94,6 +94,26 @@ def test_revoking_the_signing_key_needs_a_replacement(admin):
 
 def test_revoking_an_unknown_key_is_404(admin):
     assert admin.get("/admin/keys/no-such-kid/revoke").status_code == 404
+
+
+def test_the_emergency_switch_asks_for_the_word_and_changes_nothing_without_it(admin):
+    before = sorted((key.kid, key_service.state_of(key)) for key in key_service.list_keys())
+    assert "Type switch to confirm" in text(admin.get("/admin/keys"))
+    for typed in (None, "", "yes", "ES256"):
+        data = {"alg": "ES256", "now": "y"} | ({} if typed is None else {"confirm": typed})
+        refused = post(admin, "/admin/keys", data)
+        assert refused.status_code == 422
+        # The error is next to the field, which is shown even before the box is ticked again.
+        assert re.search(
+            r'<div class="field has-error switch-confirm">\s*<label for="confirm">Type switch to confirm</label>.*?'
+            r"Type switch to switch at once; nothing was changed\.",
+            text(refused),
+            re.S,
+        )
+        assert sorted((key.kid, key_service.state_of(key)) for key in key_service.list_keys()) == before
+    done = post(admin, "/admin/keys", {"alg": "ES256", "now": "y", "confirm": " Switch "})
+    assert done.status_code == 303
+    assert "signs from now on" in text(admin.get("/admin/keys"))
 
 
 def test_a_planned_retirement_is_not_shown_as_done(admin):
