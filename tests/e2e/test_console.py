@@ -247,3 +247,27 @@ def test_the_emergency_key_switch_asks_for_its_word(console, new_page):
     page.get_by_label("Type switch to confirm").fill("switch")
     page.click("text=Rotate keys")
     expect(page.locator(".alert-success")).to_contain_text("signs from now on")
+
+
+def test_the_wizard_warns_as_soon_as_openid_is_unticked(console, new_page):
+    page = new_page()
+    sign_in_to_console(page, console)
+    page.goto(f"{console.url}/admin/clients/new")
+    page.fill("#client_id", "new-app")
+    page.fill("#name", "New app")
+    page.click("button[value=next]")
+    page.click("button[value='preset:web']")
+    page.click("button[value=next]")
+    expect(current_step(page)).to_have_text("URIs & scopes")
+    warning = page.locator("#openid-warning")
+    expect(warning).to_be_hidden()
+    page.click("label.chip-toggle:has(input[value=openid])")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("it gets no ID token")
+    page.click("label.chip-toggle:has(input[value=openid])")
+    expect(warning).to_be_hidden()
+    # A scope typed with a space is refused next to its input, not split in two.
+    page.fill("input[name=new_scopes]", "bad scope")
+    page.click("button[value='add:scopes']")
+    expect(page.locator("#new_scopes-error")).to_contain_text("holds a space, which separates scopes")
+    expect(page.locator(".chip-custom")).to_have_count(0)
