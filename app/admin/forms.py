@@ -203,6 +203,21 @@ STEPS = (
 REVIEW = len(STEPS) + 1
 LIST_FIELDS = ("token_endpoint_auth_methods", "grant_types", "redirect_uris", "post_logout_redirect_uris", "scopes")
 FLAG_FIELDS = ("require_pkce", "require_consent")
+# Settings that mean something only with a grant type: the wizard leaves them out without it
+# (a machine-to-machine client has no refresh tokens, no PKCE and no consent screen).
+NEEDS_GRANT = {
+    "refresh_token_lifetime": "refresh_token",
+    "refresh_token_max_lifetime": "refresh_token",
+    "require_pkce": "authorization_code",
+    "require_consent": "authorization_code",
+}
+
+
+def not_applicable(grant_types: list[str], errors=()) -> list[str]:
+    """The settings that cannot apply with these grant types; one with an error stays, to be corrected."""
+    return [name for name, grant in NEEDS_GRANT.items() if grant not in grant_types and name not in errors]
+
+
 LABELS = {
     "client_id": "Client ID",
     "name": "Name",

@@ -24,6 +24,7 @@ from app.admin.forms import (
     SIGNING_ALG_TEXT,
     STEPS,
     TOKEN_FORMAT_TEXT,
+    not_applicable,
     sentence,
 )
 from app.admin.ui import INVALID, hand_over_secret, page, see_other
@@ -200,6 +201,7 @@ def render(draft: dict, step: int, reached: int, errors: dict, client=None, stat
         token_formats=TOKEN_FORMAT_TEXT,
         signing_algs=SIGNING_ALG_TEXT,
         labels=LABELS,
+        left_out=not_applicable(draft["grant_types"], errors),
     )
 
 

@@ -302,6 +302,41 @@ def test_unticking_openid_warns_but_is_allowed(admin):
     assert created.status_code == 303 and client_service.get_client("shop").scopes == ["profile", "email"]
 
 
+M2M = {"grant_types": ["client_credentials"], "redirect_uris": [], "scopes": ["invoices:read"]}
+SIGN_IN_SETTINGS = (
+    "Refresh token idle timeout",
+    "Refresh token maximum lifetime",
+    "Require PKCE",
+    "Ask users for consent",
+)
+
+
+def test_the_token_settings_of_a_machine_to_machine_client_are_only_those_that_apply(admin):
+    web = text(step(admin, 3))
+    m2m = step(admin, 3, **M2M)
+    assert shown_step(m2m) == 4
+    for label in SIGN_IN_SETTINGS:
+        assert label in web and label not in text(m2m)
+    assert "Access token lifetime" in text(m2m) and "Signing algorithm" in text(m2m)
+    # Carried as they are, so nothing changes behind the admin's back.
+    assert '<input type="hidden" name="refresh_token_lifetime" value="2592000">' in text(m2m)
+    assert '<input type="hidden" name="require_pkce" value="1">' in text(m2m)
+    # A rule broken by a setting that is left out still shows it, with its error, to be corrected.
+    broken = step(admin, 4, **M2M, access_token_lifetime="86400", refresh_token_lifetime="3600")
+    assert broken.status_code == 422 and "Refresh token idle timeout" in text(broken)
+    assert "Require PKCE" not in text(broken)
+
+
+def test_the_review_of_a_machine_to_machine_client_leaves_out_what_cannot_apply(admin):
+    review = text(step(admin, 4, **M2M))
+    web = text(step(admin, 4))
+    for label in ("Refresh token lifetime", "Refresh token maximum lifetime", "PKCE", "Consent"):
+        assert f"<dt>{label}</dt>" in web and f"<dt>{label}</dt>" not in review
+    assert "<dt>Access token lifetime</dt>" in review
+    created = step(admin, 5, "save", **M2M)
+    assert created.status_code == 303 and client_service.get_client("shop").grant_types == ["client_credentials"]
+
+
 @pytest.mark.parametrize(
     ("changes", "field_error"),
     [
@@ -460,3 +495,27 @@ def test_detail_page_tells_an_app_developer_what_to_configure(admin, make_client
     html = text(admin.get("/admin/clients/shop"))
     assert "http://localhost/.well-known/openid-configuration" in html
     assert "Connect your application" in html and "redirect_uri=https%3A//shop.example.com/callback" in html
+
+
+def test_a_machine_to_machine_client_page_shows_only_what_applies(admin, make_client, make_user):
+    make_client(client_id="nightly", name="Nightly", **M2M)
+    make_client(client_id="shop", redirect_uris=["https://shop.example.com/callback"])
+    web = text(admin.get("/admin/clients/shop"))
+    m2m = text(admin.get("/admin/clients/nightly"))
+    for shown in (
+        "<dt>Redirect URIs</dt>",
+        "<dt>Refresh token</dt>",
+        "<dt>PKCE</dt>",
+        "<dt>Consent</dt>",
+        "+ Add a user",
+        "Sign-in options",
+        "+ Add Google, GitHub or OpenID Connect",
+        ">Identity providers</a>",
+    ):
+        assert shown in web and shown not in m2m
+    assert "No one signs in to a machine-to-machine client" in m2m
+    assert "grant_type=client_credentials" in m2m and "<dt>Access token</dt>" in m2m
+    assert "It still has" not in m2m
+    # Users from when people signed in to it are not hidden away.
+    make_user("nightly", "leftover")
+    assert "It still has <a" in text(admin.get("/admin/clients/nightly"))
