@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Role, User, UserRole
 from app.services import clients as client_service
+from app.services import idps as idp_service
 from app.services import roles as role_service
 from app.services import sessions as session_service
 from app.services import users as user_service
@@ -376,3 +377,46 @@ def test_session_and_consent_times_say_their_zone(admin, make_user):
         r"<time[^>]*><span>\d{4}-\d\d-\d\d</span> <span>\d\d:\d\d UTC</span></time>",
         page,
     )
+
+
+CANNOT_SIGN_IN = "alice has no password and Shop has no {}: they cannot sign in. Set a password, or give Shop an {}."
+
+
+def test_a_user_who_cannot_sign_in_at_all_is_warned_about(admin):
+    """No password, and the client has no identity provider: nothing lets the user in, and the console says so."""
+    form = text(admin.get("/admin/clients/shop/users/new"))
+    assert "Shop offers no identity provider yet: without a password they cannot sign in until it does." in form
+    created = post(admin, "/admin/clients/shop/users/new", {**NEW_USER, "password": "", "no_password": "y"})
+    assert created.status_code == 303
+    page = text(admin.get(created.headers["Location"]))
+    assert (
+        '<div class="alert alert-warning" role="status">Created user alice, who cannot sign in yet (see Password).'
+        in page
+    )
+    assert CANNOT_SIGN_IN.format("identity provider", "identity provider") in page
+    assert "Cannot sign in yet (see Password)." in page and "Can sign in." not in page
+    # A disabled provider lets no one in either.
+    idp_service.create_provider("shop", "github", upstream_client_id="x", client_secret="y", enabled=False)
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert CANNOT_SIGN_IN.format("enabled identity provider", "enabled identity provider") in page
+    idp_service.set_enabled("shop", "github", True)
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert "cannot sign in" not in page and "Can sign in." in page
+    assert "offers no identity provider" not in text(admin.get("/admin/clients/shop/users/new"))
+
+
+def test_removing_the_password_warns_in_the_block_that_changed(admin, make_user):
+    make_user("shop", "alice")
+    assert "cannot sign in" not in text(admin.get("/admin/clients/shop/users/alice"))
+    response = post(admin, "/admin/clients/shop/users/alice/password", {"no_password": "y"},
+                    headers={"HX-Request": "true", "HX-Target": "password_panel"})  # fmt: skip
+    assert text(response).lstrip().startswith('<section id="password_panel"')
+    assert "Password removed" in text(response)
+    assert CANNOT_SIGN_IN.format("identity provider", "identity provider") in text(response)
+
+
+def test_a_user_with_a_password_is_created_without_a_warning(admin):
+    created = post(admin, "/admin/clients/shop/users/new", NEW_USER)
+    page = text(admin.get(created.headers["Location"]))
+    assert '<div class="alert alert-success" role="status">Created user alice.</div>' in page
+    assert "cannot sign in" not in page
