@@ -271,3 +271,36 @@ def test_the_wizard_warns_as_soon_as_openid_is_unticked(console, new_page):
     page.click("button[value='add:scopes']")
     expect(page.locator("#new_scopes-error")).to_contain_text("holds a space, which separates scopes")
     expect(page.locator(".chip-custom")).to_have_count(0)
+
+
+PHONE = {"width": 390, "height": 844}
+LONG_ID = "shop-with-a-rather-long-client-identifier"
+
+
+def within_the_screen(locator, width: int = PHONE["width"]) -> None:
+    """The element is shown and wholly inside the window's width: nothing to scroll sideways for."""
+    expect(locator).to_be_visible()
+    box = locator.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"{locator} at {box}"
+
+
+def test_on_a_phone_every_section_and_action_is_within_the_screen(console, chromium, make_client, make_user):
+    make_client(client_id=LONG_ID, name="The Shop", redirect_uris=["https://shop.example.com/a/long/path/to/the/cb"])
+    make_user(LONG_ID, "alice", first_name="Alice", last_name="Liddell")
+    context = chromium.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        sign_in_to_console(page, console)
+        for section in ("Dashboard", "Clients", "Roles", "Users", "Signing keys", "Audit log"):
+            within_the_screen(page.locator(".console-nav-item", has_text=section))
+        within_the_screen(page.get_by_role("button", name="Sign out", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}")
+        within_the_screen(page.get_by_role("link", name="Rotate secret"))
+        within_the_screen(page.get_by_role("link", name="Delete", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}/users/alice")
+        within_the_screen(page.get_by_role("link", name="Delete user"))
+        within_the_screen(page.get_by_role("button", name="Sign out", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}/roles")
+        within_the_screen(page.get_by_label("Client"))
+    finally:
+        context.close()
