@@ -149,9 +149,21 @@ PROVIDER_KINDS = described(
 )
 
 
+# What an admin types to switch keys at once: the switch breaks relying parties' cached key sets.
+SWITCH_WORD = "switch"
+
+
 class RotateKeysForm(ConsoleForm):
     alg = SelectField("Algorithm", choices=[SelectChoice("", "Every algorithm"), *SIGNING_ALGS])
     now = BooleanField("Switch immediately (emergency)")
+    confirm = StringField(f"Type {SWITCH_WORD} to confirm", render_kw={"autocomplete": "off", "spellcheck": "false"})
+
+    def switch_confirmed(self) -> bool:
+        """A rotation at once needs the word typed, as deleting a client needs its id; else say so at the field."""
+        if not self.now.data or (self.confirm.data or "").strip().lower() == SWITCH_WORD:
+            return True
+        self.confirm.errors = [f"Type {SWITCH_WORD} to switch at once; nothing was changed."]
+        return False
 
 
 class RevokeKeyForm(ConfirmForm):
@@ -191,6 +203,20 @@ STEPS = (
 REVIEW = len(STEPS) + 1
 LIST_FIELDS = ("token_endpoint_auth_methods", "grant_types", "redirect_uris", "post_logout_redirect_uris", "scopes")
 FLAG_FIELDS = ("require_pkce", "require_consent")
+# Settings that mean something only with a grant type: the wizard leaves them out without it
+# (a machine-to-machine client has no refresh tokens, no PKCE and no consent screen).
+NEEDS_GRANT = {
+    "refresh_token_lifetime": "refresh_token",
+    "refresh_token_max_lifetime": "refresh_token",
+    "require_pkce": "authorization_code",
+    "require_consent": "authorization_code",
+}
+
+
+def not_applicable(grant_types: list[str], errors=()) -> list[str]:
+    """The settings that cannot apply with these grant types; one with an error stays, to be corrected."""
+    return [name for name, grant in NEEDS_GRANT.items() if grant not in grant_types and name not in errors]
+
 
 LABELS = {
     "client_id": "Client ID",

@@ -20,6 +20,7 @@ from app.admin.views import PER_PAGE, client_or_404, page_number
 from app.services import NotFound, ValidationError, committed, guard
 from app.services import clients as client_service
 from app.services import identities as identity_service
+from app.services import idps as idp_service
 from app.services import roles as role_service
 from app.services import sessions as session_service
 from app.services import users as user_service
@@ -165,6 +166,17 @@ def users(client_id):
     )
 
 
+def cannot_sign_in(client, user) -> str | None:
+    """Why a user without a password has no way in: the client offers no identity provider to use instead."""
+    if user.password_hash is not None or idp_service.enabled_providers(client):
+        return None
+    kind = "enabled identity provider" if idp_service.list_providers(client) else "identity provider"
+    return (
+        f"{user.username} has no password and {client.name} has no {kind}: they cannot sign in. "
+        f"Set a password, or give {client.name} an {kind}."
+    )
+
+
 def _role_choices(client) -> list[str]:
     return [role.name for role in role_service.list_roles(client)]
 
@@ -188,7 +200,10 @@ def user_new(client_id):
         except ValidationError as exc:
             show_errors(form, exc)
         else:
-            flash(f"Created user {user.username}.", "success")
+            if cannot_sign_in(client, user):
+                flash(f"Created user {user.username}, who cannot sign in yet (see Password).", "warning")
+            else:
+                flash(f"Created user {user.username}.", "success")
             return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))
     return page(
         "admin/user_new.html",
@@ -196,6 +211,7 @@ def user_new(client_id):
         client=client,
         form=form,
         descriptions={role.name: role.description for role in role_service.list_roles(client)},
+        has_providers=bool(idp_service.enabled_providers(client)),
     )
 
 
@@ -225,7 +241,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
     """The user's page; `submitted` is the form just posted (with its errors), the others start fresh."""
     forms = {
         "profile": ProfileForm(formdata=None, obj=user),
-        "password": PasswordForm(formdata=None),
+        "password_panel": PasswordForm(formdata=None),
         "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
         "status": EnabledForm(formdata=None),
         "sessions": ConsoleForm(formdata=None),
@@ -235,7 +251,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         forms.update(submitted)
     return page(
         "admin/user_detail.html",
-        ("profile", "password", "user_roles", "status", "sessions"),
+        ("profile", "password_panel", "user_roles", "status", "sessions"),
         status=status,
         client=client,
         user=user,
@@ -247,6 +263,7 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         identities=identity_service.list_identities(user),
         sign_in_methods=identity_service.sign_in_methods(user),
         signed_in=session_service.overview(client, user),
+        stranded=cannot_sign_in(client, user),
     )
 
 
@@ -351,8 +368,8 @@ def user_password(client_id, username):
             show_errors(form, exc)
         else:
             message = "Password removed: only social login remains." if password is None else "Password set."
-            return saved(client, user, "password", message)
-    return user_page(client, user, {"password": form}, status=INVALID)
+            return saved(client, user, "password_panel", message)
+    return user_page(client, user, {"password_panel": form}, status=INVALID)
 
 
 @bp.route("/clients/<client_id>/users/<username>/delete", methods=["GET", "POST"])

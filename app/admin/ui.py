@@ -1,5 +1,7 @@
 """How console views answer: a whole page, or the block of it that an HTMX request targets."""
 
+from datetime import UTC, datetime
+
 from flask import Response, current_app, redirect, render_template, request, session
 from jinja2_fragments.flask import render_block
 from werkzeug.wrappers import Response as BaseResponse
@@ -64,3 +66,16 @@ def duration(seconds) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"
+
+
+def utc(value, seconds: bool = False) -> str:
+    """A time as every console page shows it, "2026-12-01 18:04 UTC", from a datetime or an ISO string.
+
+    The zone is always written out: an admin elsewhere than UTC must not read it as local time.
+    """
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")

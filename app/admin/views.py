@@ -4,7 +4,7 @@ from flask import abort, current_app, flash, request, url_for
 
 from app.admin import bp
 from app.admin.forms import ConfirmForm, ConsoleForm, RevokeKeyForm, RotateKeysForm, show_errors
-from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret
+from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret, utc
 from app.services import NotFound, ValidationError, audit
 from app.services import clients as client_service
 from app.services import idps as idp_service
@@ -13,6 +13,7 @@ from app.services import keys as key_service
 PER_PAGE = 25
 
 bp.add_app_template_filter(duration, "duration")
+bp.add_app_template_filter(utc, "utc")
 
 
 @bp.errorhandler(404)
@@ -127,7 +128,7 @@ def client_delete(client_id):
 @bp.route("/keys", methods=["GET", "POST"])
 def keys():
     form = RotateKeysForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and form.switch_confirmed():
         try:
             made = key_service.rotate(form.alg.data or None, immediately=form.now.data)
         except ValidationError as exc:

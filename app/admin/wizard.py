@@ -24,6 +24,7 @@ from app.admin.forms import (
     SIGNING_ALG_TEXT,
     STEPS,
     TOKEN_FORMAT_TEXT,
+    not_applicable,
     sentence,
 )
 from app.admin.ui import INVALID, hand_over_secret, page, see_other
@@ -109,20 +110,37 @@ def check_step(number: int, draft: dict, editing: bool) -> dict[str, str]:
     return errors.errors
 
 
-def add_entries(draft: dict, form, names) -> dict[str, str]:
-    """Move what was typed into the "add" inputs onto their lists; return errors by input."""
-    errors = {}
+def one_entry(name: str, typed: str) -> str:
+    """What was typed into an "add" input, checked by the service as one entry: never split into several."""
+    if name == "scopes" and any(c.isspace() for c in typed):
+        # A space separates scopes in a request: "bad scope" would be two scopes, which the admin did not add.
+        raise ValidationError(name, f"{typed!r} holds a space, which separates scopes: add one scope at a time")
+    return client_service.validate_fields({name: [typed]})[name][0]
+
+
+def add_entries(draft: dict, form, names) -> tuple[dict[str, str], dict[str, str]]:
+    """Move what was typed into the "add" inputs onto their lists.
+
+    Return the errors by input and what to show in the inputs again: text that could not be
+    added stays to be corrected; a repeat is already on its list, so only the message says so.
+    """
+    errors, kept = {}, {}
     for name in names:
-        typed = form.get(f"new_{name}", "").strip()
+        key = f"new_{name}"
+        typed = form.get(key, "").strip()
         if not typed:
             continue
         try:
-            entries = client_service.validate_fields({name: typed.split()})[name]
+            entry = one_entry(name, typed)
         except ValidationError as exc:
-            errors[f"new_{name}"] = sentence(LABELS[name], exc.reason)
+            errors[key] = sentence(LABELS[name], exc.reason)
+            kept[key] = typed
             continue
-        draft[name] = list(dict.fromkeys([*draft[name], *entries]))
-    return errors
+        if entry in draft[name]:
+            errors[key] = sentence(LABELS[name], f"{entry!r} is already in the list")
+        else:
+            draft[name].append(entry)
+    return errors, kept
 
 
 def typed_entries(form) -> list[str]:
@@ -183,6 +201,7 @@ def render(draft: dict, step: int, reached: int, errors: dict, client=None, stat
         token_formats=TOKEN_FORMAT_TEXT,
         signing_algs=SIGNING_ALG_TEXT,
         labels=LABELS,
+        left_out=not_applicable(draft["grant_types"], errors),
     )
 
 
@@ -224,8 +243,7 @@ def run_wizard(client=None):
         return render(draft, 2, reached, {}, client, typed=typed)
     if action == "add" or action.startswith("add:"):
         names = ADDABLE if action == "add" else [action.removeprefix("add:")]
-        errors = add_entries(draft, form, [n for n in names if n in ADDABLE])
-        kept = {key: value for key, value in typed.items() if key in errors}
+        errors, kept = add_entries(draft, form, [n for n in names if n in ADDABLE])
         return render(draft, step, reached, errors, client, INVALID if errors else 200, kept)
     if action.startswith("remove:"):
         name, _, index = action.removeprefix("remove:").rpartition(":")
@@ -244,12 +262,11 @@ def run_wizard(client=None):
         target = step + 1
 
     # Going forward: take in what was typed but not added, and check this step first.
-    errors = {}
+    errors, kept = {}, {}
     if step < REVIEW:
-        errors = add_entries(draft, form, ADDABLE)
+        errors, kept = add_entries(draft, form, ADDABLE)
         errors.update(shown(check_step(step, draft, editing)))
     if errors:
-        kept = {key: value for key, value in typed.items() if key in errors}
         return render(draft, step, reached, errors, client, INVALID, kept)
     if action == "save" and step == REVIEW:
         return save(draft, client)

@@ -297,22 +297,9 @@ MARKUP_PROBLEMS = """() => {
   }
   return problems;
 }"""
-PHASE_B = {
-    "new-user": 'aria-describedby="None" on the name fields',
-    "user": 'the "New password" label points at <section id="password">; aria-describedby="None" on the profile fields',
-    "keys": 'aria-describedby="None" on the algorithm select',
-}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=f"phase B: {PHASE_B[name]}"))
-        if name in PHASE_B
-        else name
-        for name in CONSOLE
-    ],
-)
+@pytest.mark.parametrize("name", CONSOLE)
 def test_console_page_labels_and_ids(console_pages, site, name):
     """Every id is unique and every label, description and hint reference names what it should."""
     page = console_pages["1280"]

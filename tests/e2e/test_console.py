@@ -227,3 +227,80 @@ def test_console_sign_out_and_a_non_admin_is_turned_away(console, runner, new_pa
     shoot(page, "not-an-admin")
     page.click("text=Sign in as someone else")
     expect(page).to_have_title("Sign in to AuthGate console")
+
+
+# --- what a new admin tripped over (issue 14) -------------------------------------------------
+
+
+def test_the_emergency_key_switch_asks_for_its_word(console, new_page):
+    page = new_page()
+    sign_in_to_console(page, console)
+    page.goto(f"{console.url}/admin/keys")
+    confirm = page.get_by_label("Type switch to confirm")
+    expect(confirm).to_be_hidden()
+    page.check("input[name=now]")
+    expect(confirm).to_be_visible()
+    page.click("text=Rotate keys")
+    expect(page.locator("#confirm-error")).to_have_text("Type switch to switch at once; nothing was changed.")
+    expect(page.locator(".alert-success")).to_have_count(0)
+    page.check("input[name=now]")
+    page.get_by_label("Type switch to confirm").fill("switch")
+    page.click("text=Rotate keys")
+    expect(page.locator(".alert-success")).to_contain_text("signs from now on")
+
+
+def test_the_wizard_warns_as_soon_as_openid_is_unticked(console, new_page):
+    page = new_page()
+    sign_in_to_console(page, console)
+    page.goto(f"{console.url}/admin/clients/new")
+    page.fill("#client_id", "new-app")
+    page.fill("#name", "New app")
+    page.click("button[value=next]")
+    page.click("button[value='preset:web']")
+    page.click("button[value=next]")
+    expect(current_step(page)).to_have_text("URIs & scopes")
+    warning = page.locator("#openid-warning")
+    expect(warning).to_be_hidden()
+    page.click("label.chip-toggle:has(input[value=openid])")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("it gets no ID token")
+    page.click("label.chip-toggle:has(input[value=openid])")
+    expect(warning).to_be_hidden()
+    # A scope typed with a space is refused next to its input, not split in two.
+    page.fill("input[name=new_scopes]", "bad scope")
+    page.click("button[value='add:scopes']")
+    expect(page.locator("#new_scopes-error")).to_contain_text("holds a space, which separates scopes")
+    expect(page.locator(".chip-custom")).to_have_count(0)
+
+
+PHONE = {"width": 390, "height": 844}
+LONG_ID = "shop-with-a-rather-long-client-identifier"
+
+
+def within_the_screen(locator, width: int = PHONE["width"]) -> None:
+    """The element is shown and wholly inside the window's width: nothing to scroll sideways for."""
+    expect(locator).to_be_visible()
+    box = locator.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"{locator} at {box}"
+
+
+def test_on_a_phone_every_section_and_action_is_within_the_screen(console, chromium, make_client, make_user):
+    make_client(client_id=LONG_ID, name="The Shop", redirect_uris=["https://shop.example.com/a/long/path/to/the/cb"])
+    make_user(LONG_ID, "alice", first_name="Alice", last_name="Liddell")
+    context = chromium.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        sign_in_to_console(page, console)
+        for section in ("Dashboard", "Clients", "Roles", "Users", "Signing keys", "Audit log"):
+            within_the_screen(page.locator(".console-nav-item", has_text=section))
+        within_the_screen(page.get_by_role("button", name="Sign out", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}")
+        within_the_screen(page.get_by_role("link", name="Rotate secret"))
+        within_the_screen(page.get_by_role("link", name="Delete", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}/users/alice")
+        within_the_screen(page.get_by_role("link", name="Delete user"))
+        within_the_screen(page.get_by_role("button", name="Sign out", exact=True))
+        page.goto(f"{console.url}/admin/clients/{LONG_ID}/roles")
+        within_the_screen(page.get_by_label("Client"))
+    finally:
+        context.close()

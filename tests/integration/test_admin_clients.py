@@ -243,12 +243,98 @@ def test_code_flow_needs_a_redirect_uri(admin):
 
 
 def test_scopes_are_chips_with_custom_ones(admin):
-    added = step(admin, 3, "add:scopes", new_scopes="invoices:read invoices:write")
+    added = step(admin, 3, "add:scopes", scopes=["openid", "invoices:read"], new_scopes="invoices:write")
     html = text(added)
     assert 'class="chip chip-custom"' in html and "invoices:write" in html
     assert re.findall(r'name="scopes" value="([^"]+)"', html)[-2:] == ["invoices:read", "invoices:write"]
     bad = step(admin, 3, "add:scopes", new_scopes='say"hi')
     assert bad.status_code == 422 and "is not a valid scope" in text(bad)
+
+
+def custom_scopes(response) -> list[str]:
+    return re.findall(r'<input type="hidden" name="scopes" value="([^"]+)">', text(response))
+
+
+@pytest.mark.parametrize("headers", [None, {"HX-Request": "true", "HX-Target": "wizard"}], ids=["form", "htmx"])
+@pytest.mark.parametrize("action", ["add:scopes", "next"])
+def test_a_scope_with_a_space_is_refused_not_split(admin, action, headers):
+    """ "bad scope" is one thing typed into one field: it is not quietly made into two scopes."""
+    response = step(admin, 3, action, headers=headers, new_scopes="bad scope")
+    assert response.status_code == 422 and shown_step(response) == 3
+    html = text(response)
+    assert (
+        '<div class="field-error" id="new_scopes-error">&#39;bad scope&#39; holds a space, which separates scopes: '
+        "add one scope at a time.</div>" in html
+    )
+    assert 'name="new_scopes" value="bad scope"' in html  # kept, to be corrected
+    assert custom_scopes(response) == []
+
+
+@pytest.mark.parametrize("headers", [None, {"HX-Request": "true", "HX-Target": "wizard"}], ids=["form", "htmx"])
+def test_a_repeated_redirect_uri_is_named_not_dropped(admin, headers):
+    uri = "https://shop.example.com/callback"  # already on the draft's list
+    added = step(admin, 3, "add:redirect_uris", headers=headers, new_redirect_uris=uri)
+    assert added.status_code == 422
+    html = text(added)
+    assert f'<div class="field-error" id="new_redirect_uris-error">&#39;{uri}&#39; is already in the list.' in html
+    assert html.count('<input type="hidden" name="redirect_uris"') == 1
+    assert 'name="new_redirect_uris" value=""' in html  # it is on the list: nothing to correct
+    # Typed and Next: the step stays with the message once; the next Next goes on.
+    stopped = step(admin, 3, new_redirect_uris=uri)
+    assert stopped.status_code == 422 and shown_step(stopped) == 3 and "is already in the list" in text(stopped)
+    assert shown_step(step(admin, 3)) == 4
+
+
+def test_unticking_openid_warns_but_is_allowed(admin):
+    warning = "Without <code>openid</code> this client is plain OAuth 2.0: it gets no ID token"
+    kept = text(step(admin, 3, "add:scopes", new_scopes="invoices:read"))
+    # With openid ticked the warning waits, hidden, for the box to be unticked (CSS shows it then).
+    assert '<div class="alert alert-warning openid-warning while-unticked" id="openid-warning">' in kept
+    without = step(admin, 3, "add:scopes", scopes=["profile", "email"], new_scopes="invoices:read")
+    assert '<div class="alert alert-warning openid-warning" id="openid-warning">' in text(without)
+    assert warning in text(without)
+    onwards = step(admin, 3, scopes=["profile", "email"])
+    assert onwards.status_code == 200 and shown_step(onwards) == 4
+    review = step(admin, 4, scopes=["profile", "email"])
+    assert shown_step(review) == 5 and warning in text(review)
+    assert warning not in text(step(admin, 4))
+    created = step(admin, 5, "save", scopes=["profile", "email"])
+    assert created.status_code == 303 and client_service.get_client("shop").scopes == ["profile", "email"]
+
+
+M2M = {"grant_types": ["client_credentials"], "redirect_uris": [], "scopes": ["invoices:read"]}
+SIGN_IN_SETTINGS = (
+    "Refresh token idle timeout",
+    "Refresh token maximum lifetime",
+    "Require PKCE",
+    "Ask users for consent",
+)
+
+
+def test_the_token_settings_of_a_machine_to_machine_client_are_only_those_that_apply(admin):
+    web = text(step(admin, 3))
+    m2m = step(admin, 3, **M2M)
+    assert shown_step(m2m) == 4
+    for label in SIGN_IN_SETTINGS:
+        assert label in web and label not in text(m2m)
+    assert "Access token lifetime" in text(m2m) and "Signing algorithm" in text(m2m)
+    # Carried as they are, so nothing changes behind the admin's back.
+    assert '<input type="hidden" name="refresh_token_lifetime" value="2592000">' in text(m2m)
+    assert '<input type="hidden" name="require_pkce" value="1">' in text(m2m)
+    # A rule broken by a setting that is left out still shows it, with its error, to be corrected.
+    broken = step(admin, 4, **M2M, access_token_lifetime="86400", refresh_token_lifetime="3600")
+    assert broken.status_code == 422 and "Refresh token idle timeout" in text(broken)
+    assert "Require PKCE" not in text(broken)
+
+
+def test_the_review_of_a_machine_to_machine_client_leaves_out_what_cannot_apply(admin):
+    review = text(step(admin, 4, **M2M))
+    web = text(step(admin, 4))
+    for label in ("Refresh token lifetime", "Refresh token maximum lifetime", "PKCE", "Consent"):
+        assert f"<dt>{label}</dt>" in web and f"<dt>{label}</dt>" not in review
+    assert "<dt>Access token lifetime</dt>" in review
+    created = step(admin, 5, "save", **M2M)
+    assert created.status_code == 303 and client_service.get_client("shop").grant_types == ["client_credentials"]
 
 
 @pytest.mark.parametrize(
@@ -409,3 +495,27 @@ def test_detail_page_tells_an_app_developer_what_to_configure(admin, make_client
     html = text(admin.get("/admin/clients/shop"))
     assert "http://localhost/.well-known/openid-configuration" in html
     assert "Connect your application" in html and "redirect_uri=https%3A//shop.example.com/callback" in html
+
+
+def test_a_machine_to_machine_client_page_shows_only_what_applies(admin, make_client, make_user):
+    make_client(client_id="nightly", name="Nightly", **M2M)
+    make_client(client_id="shop", redirect_uris=["https://shop.example.com/callback"])
+    web = text(admin.get("/admin/clients/shop"))
+    m2m = text(admin.get("/admin/clients/nightly"))
+    for shown in (
+        "<dt>Redirect URIs</dt>",
+        "<dt>Refresh token</dt>",
+        "<dt>PKCE</dt>",
+        "<dt>Consent</dt>",
+        "+ Add a user",
+        "Sign-in options",
+        "+ Add Google, GitHub or OpenID Connect",
+        ">Identity providers</a>",
+    ):
+        assert shown in web and shown not in m2m
+    assert "No one signs in to a machine-to-machine client" in m2m
+    assert "grant_type=client_credentials" in m2m and "<dt>Access token</dt>" in m2m
+    assert "It still has" not in m2m
+    # Users from when people signed in to it are not hidden away.
+    make_user("nightly", "leftover")
+    assert "It still has <a" in text(admin.get("/admin/clients/nightly"))

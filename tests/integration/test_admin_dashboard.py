@@ -47,6 +47,18 @@ def test_dashboard_counts_and_shows_recent_sign_ins_and_failures(app, admin, mak
     assert "unknown user" in failures and 'href="/admin/clients/shop"' in failures
 
 
+def test_every_time_on_a_page_says_its_zone(admin, make_client):
+    """The dashboard's sign-ins, the clients list and a client page: one format, with UTC written out."""
+    made, _ = make_client(client_id="shop")
+    created = f"><span>{made.created_at:%Y-%m-%d}</span> <span>{made.created_at:%H:%M} UTC</span></time>"
+    for url in ("/admin/clients", "/admin/clients/shop"):
+        assert created in text(admin.get(url))
+    sign_ins = text(admin.get("/admin/")).split("Recent sign-ins", 1)[1]
+    assert re.search(
+        r"<td><time [^>]*><span>\d{4}-\d\d-\d\d</span> <span>\d\d:\d\d UTC</span></time></td><td>admin</td>", sign_ins
+    )
+
+
 def test_dashboard_guides_a_first_time_admin(admin):
     html = text(admin.get("/admin/"))
     assert "Get your first application signing users in" in html

@@ -62,7 +62,7 @@ def link(username: str, slug: str, subject: str, email: str | None = None, clien
 def errors_by_field(page: str) -> dict[str, str]:
     """Each error message under the field whose input comes right before it (that is, next to its field)."""
     found = {}
-    for error in re.finditer(r'<div class="field-error">(.*?)</div>', page):
+    for error in re.finditer(r'class="field-error">(.*?)</div>', page):
         names = re.findall(r'name="([a-z_]+)"', page[: error.start()])
         found[names[-1]] = html.unescape(error.group(1))
     return found

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Role, User, UserRole
 from app.services import clients as client_service
+from app.services import idps as idp_service
 from app.services import roles as role_service
+from app.services import sessions as session_service
 from app.services import users as user_service
 from tests.integration.helpers import post, set_up_console, sign_in, text
 
@@ -258,8 +260,9 @@ def test_reset_or_remove_the_password(admin, make_user):
     bad = post(admin, "/admin/clients/shop/users/alice/password", {"password": "alice"})
     assert bad.status_code == 422 and "New password must be at least 8 characters." in text(bad)
     response = post(admin, "/admin/clients/shop/users/alice/password", {"password": "new password"},
-                    headers={"HX-Request": "true", "HX-Target": "password"})  # fmt: skip
-    assert response.status_code == 200 and "Password set." in text(response)
+                    headers={"HX-Request": "true", "HX-Target": "password_panel"})  # fmt: skip
+    assert response.status_code == 200 and text(response).lstrip().startswith('<section id="password_panel"')
+    assert "Password set." in text(response)
     db.session.expire_all()
     user = user_service.get_user(client_service.get_client("shop"), "alice")
     assert user_service.password_matches("new password", user.password_hash)
@@ -317,3 +320,103 @@ def test_an_admin_cannot_lock_themselves_out(admin, path, data, error):
     assert response.status_code in (409, 422) and error in text(response)
     assert admin.get("/admin/").status_code == 200
     assert roles_of("admin", "authgate-console") == ["ROLE_AUTHGATE_ADMIN"]
+
+
+# --- what the user page tells the admin ----------------------------------------------------
+
+
+def test_the_new_password_label_names_its_input(admin, make_user):
+    make_user("shop", "alice")
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert '<label for="password">New password</label>' in page
+    # The one element with that id is the input: the panel around it has another.
+    assert re.findall(r'<(\w+)[^>]*\bid="password"', page) == ["input"]
+
+
+@pytest.mark.parametrize("url", ["/admin/clients/shop/users/new", "/admin/clients/shop/users/alice", "/admin/keys"])
+def test_fields_describe_only_what_is_there(admin, make_user, url):
+    make_user("shop", "alice")
+    page = text(admin.get(url))
+    assert 'aria-describedby="None"' not in page
+    for names in re.findall(r'aria-describedby="([^"]+)"', page):
+        for name in names.split():
+            assert f'id="{name}"' in page
+
+
+def test_a_fields_error_is_part_of_its_description(admin):
+    response = post(admin, "/admin/clients/shop/users/new", {**NEW_USER, "password": "short"})
+    page = text(response)
+    assert response.status_code == 422
+    assert re.search(
+        r'<input aria-describedby="password-hint password-error" aria-invalid="true"[^>]*id="password"', page
+    )
+    assert '<div id="password-error" class="field-error">Password must be at least 8 characters.</div>' in page
+
+
+def test_times_on_the_user_page_say_their_zone(admin, make_user):
+    user = make_user("shop", "alice")
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    created = user.created_at
+    assert (
+        f'<dt>Created</dt><dd><time datetime="{created.isoformat()}" title="{created:%Y-%m-%d %H:%M:%S} UTC">'
+        f"<span>{created:%Y-%m-%d}</span> <span>{created:%H:%M} UTC</span></time></dd>"
+    ) in page
+
+
+def test_session_and_consent_times_say_their_zone(admin, make_user):
+    user = make_user("shop", "alice")
+    client = client_service.get_client("shop")
+    started = session_service.start(client, user, amr=["pwd"], ip="203.0.113.7", user_agent="Firefox")
+    session_service.grant_consent(client, user, ["openid"])
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert (
+        f"><span>{started.created_at:%Y-%m-%d}</span> <span>{started.created_at:%H:%M} UTC</span></time></td>" in page
+    )
+    assert re.search(
+        r"Allowed <code class=\"tag\">openid</code> on "
+        r"<time[^>]*><span>\d{4}-\d\d-\d\d</span> <span>\d\d:\d\d UTC</span></time>",
+        page,
+    )
+
+
+CANNOT_SIGN_IN = "alice has no password and Shop has no {}: they cannot sign in. Set a password, or give Shop an {}."
+
+
+def test_a_user_who_cannot_sign_in_at_all_is_warned_about(admin):
+    """No password, and the client has no identity provider: nothing lets the user in, and the console says so."""
+    form = text(admin.get("/admin/clients/shop/users/new"))
+    assert "Shop offers no identity provider yet: without a password they cannot sign in until it does." in form
+    created = post(admin, "/admin/clients/shop/users/new", {**NEW_USER, "password": "", "no_password": "y"})
+    assert created.status_code == 303
+    page = text(admin.get(created.headers["Location"]))
+    assert (
+        '<div class="alert alert-warning" role="status">Created user alice, who cannot sign in yet (see Password).'
+        in page
+    )
+    assert CANNOT_SIGN_IN.format("identity provider", "identity provider") in page
+    assert "Cannot sign in yet (see Password)." in page and "Can sign in." not in page
+    # A disabled provider lets no one in either.
+    idp_service.create_provider("shop", "github", upstream_client_id="x", client_secret="y", enabled=False)
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert CANNOT_SIGN_IN.format("enabled identity provider", "enabled identity provider") in page
+    idp_service.set_enabled("shop", "github", True)
+    page = text(admin.get("/admin/clients/shop/users/alice"))
+    assert "cannot sign in" not in page and "Can sign in." in page
+    assert "offers no identity provider" not in text(admin.get("/admin/clients/shop/users/new"))
+
+
+def test_removing_the_password_warns_in_the_block_that_changed(admin, make_user):
+    make_user("shop", "alice")
+    assert "cannot sign in" not in text(admin.get("/admin/clients/shop/users/alice"))
+    response = post(admin, "/admin/clients/shop/users/alice/password", {"no_password": "y"},
+                    headers={"HX-Request": "true", "HX-Target": "password_panel"})  # fmt: skip
+    assert text(response).lstrip().startswith('<section id="password_panel"')
+    assert "Password removed" in text(response)
+    assert CANNOT_SIGN_IN.format("identity provider", "identity provider") in text(response)
+
+
+def test_a_user_with_a_password_is_created_without_a_warning(admin):
+    created = post(admin, "/admin/clients/shop/users/new", NEW_USER)
+    page = text(admin.get(created.headers["Location"]))
+    assert '<div class="alert alert-success" role="status">Created user alice.</div>' in page
+    assert "cannot sign in" not in page
