@@ -55,8 +55,8 @@ def new_page(chromium):
     """Open a page in a fresh browser profile (its own cookies), as a different person would."""
     contexts = []
 
-    def factory():
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    def factory(viewport: dict | None = None, color_scheme: str = "light"):
+        context = chromium.new_context(viewport=viewport or {"width": 1280, "height": 900}, color_scheme=color_scheme)
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()

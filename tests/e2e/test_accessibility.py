@@ -94,19 +94,9 @@ def console_pages(chromium, site):
 
 
 @pytest.fixture
-def fresh_page(chromium):
+def fresh_page(new_page):
     """A page in a new browser profile (nobody signed in), at a viewport and colour scheme."""
-    contexts = []
-
-    def factory(viewport: dict, color_scheme: str = "light"):
-        context = chromium.new_context(viewport=viewport, color_scheme=color_scheme)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield factory
-    for context in contexts:
-        context.close()
+    return new_page
 
 
 # --- checking a page ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from tests.helpers import LiveServer
-from tests.integration.helpers import LOGOUT_URI, PASSWORD, REDIRECT_URI, SCOPE, Tenant
+from tests.integration.helpers import LOGOUT_URI, PASSWORD, REDIRECT_URI, SCOPE, Tenant, set_up_console, sign_in
 
 
 @pytest.fixture
@@ -12,6 +12,15 @@ def live(app):
     server = LiveServer(app)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def shop_admin(app, runner, client, make_client):
+    """The test client signed in to the console as its admin, with one client `shop` to administer."""
+    set_up_console(app, runner)
+    make_client(client_id="shop", name="Shop")
+    sign_in(client)
+    return client
 
 
 @pytest.fixture

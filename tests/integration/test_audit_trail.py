@@ -28,11 +28,8 @@ UPSTREAM_SECRET = "upstream-secret-never-recorded"
 
 
 @pytest.fixture
-def admin(app, runner, client, make_client):
-    set_up_console(app, runner)
-    make_client(client_id="shop", name="Shop")
-    sign_in(client)
-    return client
+def admin(shop_admin):
+    return shop_admin
 
 
 def events(*kinds: str) -> list[AuditEvent]:

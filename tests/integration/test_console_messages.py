@@ -5,15 +5,12 @@ import re
 
 import pytest
 
-from tests.integration.helpers import post, set_up_console, sign_in, text
+from tests.integration.helpers import post, text
 
 
 @pytest.fixture
-def admin(app, runner, client, make_client):
-    set_up_console(app, runner)
-    make_client(client_id="shop", name="Shop")
-    sign_in(client)
-    return client
+def admin(shop_admin):
+    return shop_admin
 
 
 def field_errors(response) -> list[str]:
