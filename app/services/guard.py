@@ -211,8 +211,19 @@ class Guard:
     # --- client authentication -----------------------------------------------------------------
 
     def client_auth_wait(self, client_id: str | None, ip: str | None) -> float | None:
-        """Seconds until this address may try to authenticate (as this client) again; None when it may."""
-        waits = [self._wait(self._client_address_item, "client-auth", ip)]
+        """Seconds until this address may try to authenticate (as this client) again; None when it may.
+
+        Every failure counts against the address too, so an address without one in its window (the
+        usual case, on the token endpoint's hot path) is answered with one look-up.
+        """
+        waits: list[float | None] = []
+        address = self._client_address_item
+        if address is not None and ip is not None:
+            stats = self.counters.run(lambda _store, limiter: limiter.get_window_stats(address, "client-auth", ip))
+            if stats.remaining == address.amount:
+                return None
+            if stats.remaining == 0:
+                waits.append(max(1.0, stats.reset_time - time.time()))
         if client_id:
             waits.append(self._wait(self._client_item, "client-auth", _digest(client_id), ip))
         return max((w for w in waits if w is not None), default=None)

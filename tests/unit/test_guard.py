@@ -139,3 +139,19 @@ def test_suspects_leave_one_slot_for_clean_addresses():
     # All released: each kind gets its slots again.
     with guard.hash_slot(suspect=True), guard.hash_slot(suspect=True), guard.hash_slot(suspect=False):
         pass
+
+
+def test_a_client_authentication_from_an_address_without_failures_costs_one_look_up(counters, monkeypatch):
+    guard = Guard(policy(client_failures=2, client_address_failures=5), counters)
+    calls = []
+    run = counters.run
+    monkeypatch.setattr(counters, "run", lambda operation: calls.append(operation) or run(operation))
+    assert guard.client_auth_wait("svc", "192.0.2.1") is None
+    assert len(calls) == 1
+    guard.client_auth_failed("svc", "192.0.2.1")
+    guard.client_auth_failed("svc", "192.0.2.1")
+    calls.clear()
+    assert guard.client_auth_wait("svc", "192.0.2.1") is not None  # the client's allowance at that address is used up
+    assert len(calls) == 2
+    assert guard.client_auth_wait("other", "192.0.2.1") is None  # other clients from there still may
+    assert guard.client_auth_wait("svc", "192.0.2.2") is None  # and the same client from elsewhere
