@@ -243,6 +243,8 @@ def flow_args(server: Server, **kw) -> argparse.Namespace:
         "warmup": 1.0,
         "duration": 2.0,
         "timeout": 60.0,
+        "source": None,
+        "forwarded_for": None,
     }
     base.update(kw)
     return argparse.Namespace(**base)
