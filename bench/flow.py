@@ -72,6 +72,7 @@ def pkce_pair() -> tuple[str, str]:
 
 
 REDIRECTS = (301, 302, 303, 307, 308)
+LoginForm = tuple[CookieJar, str, list[tuple[str, str]]]  # cookies, where the form posts to, its hidden fields
 
 
 def hidden_fields(form: dict) -> list[tuple[str, str]]:
@@ -222,7 +223,7 @@ class FlowClient:
                 method, target, body = "GET", f"{action}{sep}{urlencode(fields)}", None
         raise FlowError("protocol", f"no redirect to the redirect_uri after {MAX_STEPS} steps")
 
-    async def login_form(self) -> tuple[CookieJar, str, list[tuple[str, str]]]:
+    async def login_form(self) -> LoginForm:
         """Start an authorization request and follow it to its login page, as a password sprayer does
         once per browser session: return the cookies, where the form posts to, and its hidden fields."""
         target, _, _ = self._authorization_request()

@@ -31,7 +31,7 @@ import signal
 import sys
 from urllib.parse import urlencode
 
-from bench.flow import FlowClient, FlowError, add_client_options, cpu_seconds, latency_summary
+from bench.flow import FlowClient, FlowError, LoginForm, add_client_options, cpu_seconds, latency_summary
 
 SPRAY_PASSWORD = "Winter2025!"  # the one wrong password a spray tries on every account
 # Usernames that name no account: AuthGate spends a full bcrypt on an unknown username as on a
@@ -107,25 +107,11 @@ def answer_kind(status: int, body: bytes) -> str:
     return f"unexpected_{status}"
 
 
-async def sprayer(args, spray: Spray, ready: asyncio.Semaphore):
-    """One attacker connection: open a login form, then post wrong passwords to it until cancelled."""
-    client = FlowClient.from_args(args)
+async def sprayer(client: FlowClient, form: LoginForm, spray: Spray):
+    """One attacker connection: post wrong passwords to its login form until cancelled."""
     loop = asyncio.get_running_loop()
-    form = None
-    opened = False
     try:
         while True:
-            if form is None:
-                try:
-                    form = await client.login_form()
-                except FlowError as exc:
-                    spray.record("setup", detail=str(exc))
-                    client.close()
-                    await asyncio.sleep(0.1)
-                    continue
-                if not opened:
-                    opened = True
-                    ready.release()
             jar, action, fields = form
             headers, body = spray.attempt(fields)
             t0 = loop.time()
@@ -139,21 +125,34 @@ async def sprayer(args, spray: Spray, ready: asyncio.Semaphore):
             kind = answer_kind(resp.status, resp.body)
             spray.record(kind, loop.time() - t0)
             if kind.startswith("unexpected"):
-                form = None  # a session or CSRF token the server no longer takes: start a new one
+                form = await reopen(client, spray)  # a session or CSRF token the server no longer takes
     finally:
         client.close()
 
 
+async def reopen(client: FlowClient, spray: Spray) -> LoginForm:
+    """A new browser session and its login form, trying again until the server gives one."""
+    while True:
+        try:
+            return await client.login_form()
+        except FlowError as exc:
+            spray.record("setup", detail=str(exc))
+            client.close()
+            await asyncio.sleep(0.1)
+
+
 async def run_attack(args) -> dict:
     loop = asyncio.get_running_loop()
+    clients = [FlowClient.from_args(args) for _ in range(args.connections)]
+    try:
+        forms = await asyncio.gather(*(client.login_form() for client in clients))
+    except FlowError as exc:
+        raise SystemExit(f"the spray could not open a login form: {exc}") from None
     spray = Spray(args.rotate_forwarded_for)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, spray.reset)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    ready = asyncio.Semaphore(0)  # released once by each connection that has its login form
-    tasks = [asyncio.create_task(sprayer(args, spray, ready)) for _ in range(args.connections)]
-    for _ in range(args.connections):
-        await ready.acquire()
+    tasks = [asyncio.create_task(sprayer(client, form, spray)) for client, form in zip(clients, forms, strict=True)]
     print("READY", flush=True)
     await stop.wait()
     summary = spray.summary(args.connections, args.source)
