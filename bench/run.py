@@ -822,8 +822,8 @@ def spray_table(latest: dict[str, dict], mark) -> list[str]:
             idle, under, ratio, user = e["idle"]["latency_ms"], e["latency_ms"], e["ratio"], e["under_spray"]
             verdict = "met" if e["goal"]["met"] else "missed"
             rows.append(
-                f"| {s.name} | {label} | {idle['p50']:.0f} / {idle['p90']:.0f} | {under['p50']:.0f} / "
-                f"{under['p90']:.0f} | **{ratio['p50']:.2f}×** / {ratio['p90']:.2f}× ({verdict}) "  # noqa: RUF001
+                f"| {s.name} | {label} | {idle['p50']:,.0f} / {idle['p90']:,.0f} | {under['p50']:,.0f} / "
+                f"{under['p90']:,.0f} | **{ratio['p50']:.2f}×** / {ratio['p90']:.2f}× ({verdict}) "  # noqa: RUF001
                 f"| {user['flows']} of {user['attempted']} | {e['spray']['connections']} "
                 f"| {e['spray']['attempts_per_s']:,.1f} "
                 f"| {spray_answers(e['spray']['answers'])} | {run_label(doc, e)} |"
