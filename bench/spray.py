@@ -9,9 +9,9 @@ spray cannot slow the event loop of the client that measures the user:
 `attack` opens one browser session per connection, as a sprayer's script would: an authorization
 request followed to the login page gives it the session cookie, the CSRF token and the request
 id. Then every connection posts a wrong password to the login form, back to back, each time for
-another username (one password across many accounts). It prints READY once every connection has
-its form; SIGUSR1 starts the count afresh (the end of the spray's warm-up); SIGTERM ends the
-spray and prints one JSON line: attempts, attempts per second, the answers (the login page again,
+a username never tried before (one password across many accounts). It prints READY once every
+connection has its form; SIGUSR1 starts the count afresh (the end of the spray's warm-up);
+SIGTERM ends the spray and prints one JSON line: attempts, attempts per second, the answers (the login page again,
 that is a wrong password; 429; 503; anything else) and their latency.
 
 `user` signs in again and again, one sign-in at a time, each a whole code flow in a new user
@@ -34,10 +34,6 @@ from urllib.parse import urlencode
 from bench.flow import FlowClient, FlowError, LoginForm, add_client_options, cpu_seconds, latency_summary
 
 SPRAY_PASSWORD = "Winter2025!"  # the one wrong password a spray tries on every account
-# Usernames that name no account: AuthGate spends a full bcrypt on an unknown username as on a
-# wrong password (so timing does not tell which accounts exist), so each attempt costs the server
-# the same; and spread over this many names, no one account sees more than a few attempts a run.
-SPRAY_ACCOUNTS = 10_000
 FORWARDED_BASE = int(ipaddress.IPv4Address("10.0.0.1"))  # spray_xff: a new 10.x.y.z address per attempt
 LOGIN_PAGE_MARK = b'type="password"'  # the login form came back: the password was wrong
 MAX_SAMPLES = 5
@@ -48,7 +44,10 @@ class Spray:
 
     def __init__(self, rotate_forwarded_for: bool):
         self.rotate = rotate_forwarded_for
-        self.usernames = (f"spray-{n % SPRAY_ACCOUNTS:05d}" for n in itertools.count())
+        # A username never tried before on every attempt, none of them an account: AuthGate spends
+        # a full bcrypt on an unknown username as on a wrong password (so timing does not tell which
+        # accounts exist), so each attempt costs the server the same, and no account is tried twice.
+        self.usernames = (f"spray-{n:07d}" for n in itertools.count())
         self.addresses = (str(ipaddress.IPv4Address(FORWARDED_BASE + n % 0xFFFFFE)) for n in itertools.count())
         self.errors = {"socket": 0, "setup": 0}
         self.samples: list[str] = []
@@ -86,7 +85,7 @@ class Spray:
             "connections": connections,
             "source": source,
             "forwarded_for": "a new address per attempt" if self.rotate else None,
-            "usernames": SPRAY_ACCOUNTS,
+            "usernames": "a new one per attempt, none of them an account",
             "attempts": attempts,
             "duration_s": round(wall, 3),
             "attempts_per_s": attempts / wall if wall else 0.0,
