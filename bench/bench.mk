@@ -6,6 +6,8 @@
 #   make bench                 every scenario, every server (10 s warm-up + 10 s each)
 #   make bench-quick           2 s per scenario (3 s warm-up)
 #   make bench-profile         scenarios 1, 3, 4 and 6 again under py-spy; profile summaries in bench/results/
+#   make bench-spray           scenario 8 only: a user's sign-in idle and under a 32-connection password
+#                              spray, one source address and then rotating X-Forwarded-For (AuthGate only)
 #   make bench-crypto-floor    ES256/RS256 signatures per second on core 1 (joserfc)
 #   make bench-framework-floor a do-nothing WSGI app, bare and in Flask, under granian on core 1
 #   make bench-wsgi            AuthGate under gunicorn sync, gunicorn gthread and granian (granian
@@ -15,7 +17,8 @@
 BENCH_ARGS ?=
 BENCH_DATE = $(shell date +%F)
 
-.PHONY: bench bench-quick bench-profile bench-crypto-floor bench-framework-floor bench-deps bench-readme bench-wsgi
+.PHONY: bench bench-quick bench-profile bench-spray bench-crypto-floor bench-framework-floor bench-deps bench-readme \
+	bench-wsgi
 
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 || { \
@@ -32,6 +35,10 @@ bench-quick: $(VENV)/.installed bench-deps bench-crypto-floor
 
 bench-profile: $(VENV)/.installed bench-deps
 	$(BIN)/python -m bench.run --profile --scenario 1 --scenario 3 --scenario 4 --scenario 6 $(BENCH_ARGS)
+
+# Needs neither wrk nor the peers: the spray and the user are bench/spray.py's own clients.
+bench-spray: $(VENV)/.installed
+	$(BIN)/python -m bench.run --only-authgate --scenario 8 $(BENCH_ARGS)
 
 BENCH_WSGI_SERVERS ?= gunicorn-sync gunicorn-gthread granian
 bench-wsgi: $(VENV)/.installed bench-deps

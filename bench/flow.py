@@ -22,7 +22,6 @@ import json
 import resource
 import secrets
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -72,6 +71,15 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
+REDIRECTS = (301, 302, 303, 307, 308)
+LoginForm = tuple[CookieJar, str, list[tuple[str, str]]]  # cookies, where the form posts to, its hidden fields
+
+
+def hidden_fields(form: dict) -> list[tuple[str, str]]:
+    """The hidden inputs a browser posts back with a form: CSRF token, request id."""
+    return [(n, v) for n, v, t in form["inputs"] if t == "hidden" and n]
+
+
 class FlowClient:
     """Runs flows over one keep-alive connection; each flow is a fresh user agent (new cookies)."""
 
@@ -85,24 +93,29 @@ class FlowClient:
         redirect_uri: str,
         scope: str,
         timeout: float = 60.0,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         parts = urlsplit(base)
         self.netloc = parts.netloc
-        self.conn = Connection(parts.hostname, parts.port or 80, timeout=timeout)
+        self.conn = Connection(parts.hostname, parts.port or 80, timeout=timeout, source=source)
         self.client_id, self.secret = client_id, secret
         self.username, self.password = username, password
         self.redirect_uri, self.scope = redirect_uri, scope
+        self.headers = dict(headers or {})  # sent with every request (X-Forwarded-For behind a proxy)
         self.requests = 0
 
     @classmethod
     def from_args(cls, args) -> FlowClient:
         """A client for the command line's --base, --client-id, --secret, ... options."""
+        headers = {"X-Forwarded-For": args.forwarded_for} if args.forwarded_for else None
         return cls(args.base, args.client_id, args.secret, args.username, args.password,
-                   args.redirect_uri, args.scope, timeout=args.timeout)  # fmt: skip
+                   args.redirect_uri, args.scope, timeout=args.timeout, source=args.source,
+                   headers=headers)  # fmt: skip
 
-    async def _send(self, method, target, jar: CookieJar | None, headers=None, body=None) -> Response:
-        headers = dict(headers or {})
-        headers.setdefault("User-Agent", "authgate-bench/1")
+    async def send(self, method, target, jar: CookieJar | None, headers=None, body=None) -> Response:
+        """One request as this user agent: its cookies, its fixed headers, then `headers`."""
+        headers = {"User-Agent": "authgate-bench/1", **self.headers, **(headers or {})}
         if jar is not None:
             cookie = jar.header(target)
             if cookie:
@@ -118,8 +131,8 @@ class FlowClient:
             jar.update(resp, target)
         return resp
 
-    async def authorize(self) -> tuple[str, str, int]:
-        """Log in through the authorization endpoint; return (code, verifier, steps)."""
+    def _authorization_request(self) -> tuple[str, str, str]:
+        """A new authorization request: (its path and query, the PKCE verifier, the state)."""
         verifier, challenge = pkce_pair()
         state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         query = urlencode(
@@ -134,42 +147,67 @@ class FlowClient:
                 "code_challenge_method": "S256",
             }
         )
+        return f"/oauth2/authorize?{query}", verifier, state
+
+    def _absolute(self, target: str, url: str) -> str:
+        return urljoin(f"http://{self.netloc}{target}", url)
+
+    def _local(self, url: str) -> str:
+        """The path and query to request next, refusing to leave the server under test."""
+        try:
+            return split_target(url, self.netloc)
+        except ValueError as exc:
+            raise FlowError("protocol", str(exc)) from None
+
+    def _location(self, resp: Response, target: str) -> str:
+        location = resp.header("location")
+        if not location:
+            raise FlowError("protocol", f"{resp.status} without Location at {target}")
+        return self._absolute(target, location)
+
+    @staticmethod
+    def _forms(resp: Response, method: str, target: str) -> tuple[dict | None, dict | None]:
+        """The login form (the one with a password input) and the consent form of a 200 page."""
+        if resp.status != 200:
+            raise FlowError(f"http_{resp.status}", f"{method} {target.split('?')[0]}: {resp.text[:200]!r}")
+        parser = _Forms()
+        parser.feed(resp.text)
+        login = next((f for f in parser.forms if any(t == "password" for _, _, t in f["inputs"])), None)
+        consent = next((f for f in parser.forms if any(n == "decision" for n, _ in f["buttons"])), None)
+        if login is None and consent is None:
+            raise FlowError("protocol", f"200 page without a login or consent form at {target.split('?')[0]}")
+        return login, consent
+
+    def _code(self, redirect: str, state: str) -> str:
+        """The authorization code of the redirect back to the client, after checking `state`."""
+        params = parse_qs(urlsplit(redirect).query)
+        if "error" in params:
+            raise FlowError("oauth", f"authorization error {params}")
+        if params.get("state") != [state]:
+            raise FlowError("protocol", f"state mismatch in {redirect}")
+        if "code" not in params:
+            raise FlowError("protocol", f"no code in {redirect}")
+        return params["code"][0]
+
+    async def authorize(self) -> tuple[str, str, int]:
+        """Log in through the authorization endpoint; return (code, verifier, steps)."""
+        target, verifier, state = self._authorization_request()
         jar = CookieJar()
-        method, target, body = "GET", f"/oauth2/authorize?{query}", None
+        method, body = "GET", None
         logins = 0
         for step in range(1, MAX_STEPS + 1):
-            resp = await self._send(method, target, jar, body=body)
-            if resp.status in (301, 302, 303, 307, 308):
-                location = resp.header("location")
-                if not location:
-                    raise FlowError("protocol", f"{resp.status} without Location at {target}")
-                absolute = urljoin(f"http://{self.netloc}{target}", location)
+            resp = await self.send(method, target, jar, body=body)
+            if resp.status in REDIRECTS:
+                absolute = self._location(resp, target)
                 if absolute.startswith(self.redirect_uri):
-                    params = parse_qs(urlsplit(absolute).query)
-                    if "error" in params:
-                        raise FlowError("oauth", f"authorization error {params}")
-                    if params.get("state") != [state]:
-                        raise FlowError("protocol", f"state mismatch in {absolute}")
-                    if "code" not in params:
-                        raise FlowError("protocol", f"no code in {absolute}")
-                    return params["code"][0], verifier, step
-                try:
-                    target = split_target(absolute, self.netloc)
-                except ValueError as exc:
-                    raise FlowError("protocol", str(exc)) from None
+                    return self._code(absolute, state), verifier, step
+                target = self._local(absolute)
                 if resp.status in (301, 302, 303):
                     method, body = "GET", None
                 continue
-            if resp.status != 200:
-                raise FlowError(f"http_{resp.status}", f"{method} {target.split('?')[0]}: {resp.text[:200]!r}")
-            parser = _Forms()
-            parser.feed(resp.text)
-            login = next((f for f in parser.forms if any(t == "password" for _, _, t in f["inputs"])), None)
-            consent = next((f for f in parser.forms if any(n == "decision" for n, _ in f["buttons"])), None)
+            login, consent = self._forms(resp, method, target)
             form = login or consent
-            if form is None:
-                raise FlowError("protocol", f"200 page without a login or consent form at {target.split('?')[0]}")
-            fields = [(n, v) for n, v, t in form["inputs"] if t == "hidden" and n]
+            fields = hidden_fields(form)
             if login is not None:
                 logins += 1
                 if logins > 1:
@@ -177,20 +215,32 @@ class FlowClient:
                 fields += [("username", self.username), ("password", self.password)]
             else:
                 fields.append(("decision", "allow"))
-            action = urljoin(f"http://{self.netloc}{target}", form["action"] or target)
-            try:
-                action_target = split_target(action, self.netloc)
-            except ValueError as exc:
-                raise FlowError("protocol", str(exc)) from None
+            action = self._local(self._absolute(target, form["action"] or target))
             if form["method"] == "POST":
-                method, target, body = "POST", action_target, urlencode(fields).encode()
+                method, target, body = "POST", action, urlencode(fields).encode()
             else:
-                sep = "&" if "?" in action_target else "?"
-                method, target, body = "GET", f"{action_target}{sep}{urlencode(fields)}", None
+                sep = "&" if "?" in action else "?"
+                method, target, body = "GET", f"{action}{sep}{urlencode(fields)}", None
         raise FlowError("protocol", f"no redirect to the redirect_uri after {MAX_STEPS} steps")
 
+    async def login_form(self) -> LoginForm:
+        """Start an authorization request and follow it to its login page, as a password sprayer does
+        once per browser session: return the cookies, where the form posts to, and its hidden fields."""
+        target, _, _ = self._authorization_request()
+        jar = CookieJar()
+        for _ in range(MAX_STEPS):
+            resp = await self.send("GET", target, jar)
+            if resp.status in REDIRECTS:
+                target = self._local(self._location(resp, target))
+                continue
+            login, _ = self._forms(resp, "GET", target)
+            if login is None or login["method"] != "POST":
+                raise FlowError("protocol", f"no login form to post to at {target.split('?')[0]}")
+            return jar, self._local(self._absolute(target, login["action"] or target)), hidden_fields(login)
+        raise FlowError("protocol", f"no login page after {MAX_STEPS} redirects")
+
     async def token(self, params: dict) -> dict:
-        resp = await self._send(
+        resp = await self.send(
             "POST",
             "/oauth2/token",
             None,
@@ -227,11 +277,23 @@ class FlowClient:
         self.conn.close()
 
 
-def _percentile(sorted_values: list[float], p: float) -> float:
+def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return 0.0
     k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
     return sorted_values[k]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """p50, p90, p99, max and mean in ms of a list of durations in seconds (sorted here)."""
+    seconds = sorted(seconds)
+    return {
+        "p50": 1000 * percentile(seconds, 50),
+        "p90": 1000 * percentile(seconds, 90),
+        "p99": 1000 * percentile(seconds, 99),
+        "max": 1000 * (seconds[-1] if seconds else 0.0),
+        "mean": 1000 * (sum(seconds) / len(seconds) if seconds else 0.0),
+    }
 
 
 async def run_load(args) -> dict:
@@ -276,31 +338,23 @@ async def run_load(args) -> dict:
         finally:
             client.close()
 
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = cpu_seconds()
     tasks = [asyncio.create_task(user(i)) for i in range(args.concurrency)]
     await asyncio.sleep(max(0.0, measure_to - loop.time()))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = loop.time() - start
-    latencies.sort()
     return {
         "flows": len(latencies),
         "duration_s": args.duration,
         "flows_per_s": len(latencies) / args.duration,
         "requests_per_flow": dict(sorted(steps_seen.items())),
-        "latency_ms": {
-            "p50": 1000 * _percentile(latencies, 50),
-            "p90": 1000 * _percentile(latencies, 90),
-            "p99": 1000 * _percentile(latencies, 99),
-            "max": 1000 * (latencies[-1] if latencies else 0.0),
-            "mean": 1000 * (sum(latencies) / len(latencies) if latencies else 0.0),
-        },
+        "latency_ms": latency_summary(latencies),
         "errors": errors,
         "warmup_errors": warmup_errors,
         "error_samples": error_samples,
-        "loadgen_cpu_pct": 100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / wall,
+        "loadgen_cpu_pct": 100 * (cpu_seconds() - cpu0) / wall,
     }
 
 
@@ -332,10 +386,15 @@ async def collect_tokens(args) -> list[dict]:
     return results
 
 
-def _parser() -> argparse.ArgumentParser:
+def cpu_seconds() -> float:
+    """CPU time this load generator has used (user + system), to report its share of its core."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def add_client_options(p: argparse.ArgumentParser) -> None:
+    """The options `FlowClient.from_args` reads: the server, the client, the user and the connection."""
     shared = json.loads((Path(__file__).resolve().parent / "peers" / "clients.json").read_text())
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["once", "tokens", "load"])
     p.add_argument("--base", required=True, help="server base URL, e.g. http://127.0.0.1:8001")
     p.add_argument("--client-id", default="bench-web")
     p.add_argument("--secret", default=shared["clients"]["bench-web"]["secret"])
@@ -343,11 +402,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--password", default=shared["user"]["password"])
     p.add_argument("--redirect-uri", default=shared["redirect_uri"])
     p.add_argument("--scope", default="openid offline_access")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, seconds")
+    p.add_argument("--source", help="local address to connect from, e.g. 127.0.0.2 (default: the kernel's choice)")
+    p.add_argument("--forwarded-for", help="X-Forwarded-For sent with every request (a server behind a proxy)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["once", "tokens", "load"])
+    add_client_options(p)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--count", type=int, default=64, help="tokens mode: number of flows")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout, seconds")
     return p
 
 
@@ -365,5 +432,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    t = time.time()
     main()

@@ -56,8 +56,11 @@ def basic_auth(client_id: str, secret: str) -> str:
 
 
 class Connection:
-    def __init__(self, host: str, port: int, timeout: float = 60.0):
+    def __init__(self, host: str, port: int, timeout: float = 60.0, source: str | None = None):
         self.host, self.port, self.timeout = host, port, timeout
+        # The local address to connect from: any 127.0.0.x is loopback on Linux, so a benchmark can
+        # make two clients on one machine look like two addresses to the server (scenario 8).
+        self.source = source
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.requests_on_connection = 0
@@ -66,7 +69,10 @@ class Connection:
     async def _connect(self):
         try:
             self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=1 << 20), self.timeout
+                asyncio.open_connection(
+                    self.host, self.port, limit=1 << 20, local_addr=(self.source, 0) if self.source else None
+                ),
+                self.timeout,
             )
         except (TimeoutError, OSError) as exc:
             raise HTTPError(f"connect: {exc!r}") from exc

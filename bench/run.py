@@ -24,6 +24,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -68,7 +69,7 @@ class Scenario:
     name: str
     number: int
     title: str
-    kind: str  # wrk | flow
+    kind: str  # wrk | flow | spray
     path: str = ""
     lua: str = ""
     method: str = "GET"
@@ -81,13 +82,19 @@ class Scenario:
     not_applicable: dict[str, str] = field(default_factory=dict)  # kind -> reason
     notes: dict[str, str] = field(default_factory=dict)  # kind -> note
     profile: bool = False
+    forwarded: bool = False  # behind a trusted proxy: the server reads client addresses from X-Forwarded-For
 
     @property
     def unit(self) -> str:
-        return "flows/s" if self.kind == "flow" else "requests/s"
+        return "requests/s" if self.kind == "wrk" else "flows/s"
 
 
 DOT_NO_JWT = "n/a: django-oauth-toolkit issues opaque access tokens only (no JWT access token format)"
+SPRAY_AUTHGATE_ONLY = "n/a: the password spray measures AuthGate's own brute-force protection"
+# Scenario 8: the attacker's address, and the user's address as the proxy reports it
+SPRAY_SOURCE = "127.0.0.2"  # the user connects from 127.0.0.1, as every other client of the harness
+USER_FORWARDED_FOR = "198.51.100.7"
+SPRAY_GOAL = 2.0  # issue 13: a spray may not push a user's sign-in past 2x its idle time
 SCENARIOS = [
     Scenario(
         "cc_jwt_es256",
@@ -209,6 +216,25 @@ SCENARIOS = [
         "POST",
         "bench-web",
     ),
+    Scenario(
+        "spray",
+        8,
+        "a user's sign-ins while 32 connections from another address spray wrong passwords at /login, bcrypt cost 12",
+        "spray",
+        rounds=12,
+        targets=("authgate",),
+        not_applicable={"oidc-provider": SPRAY_AUTHGATE_ONLY, "dot": SPRAY_AUTHGATE_ONLY},
+    ),
+    Scenario(
+        "spray_xff",
+        8,
+        "the same behind a trusted proxy, each wrong password from a new X-Forwarded-For address",
+        "spray",
+        rounds=12,
+        targets=("authgate",),
+        not_applicable={"oidc-provider": SPRAY_AUTHGATE_ONLY, "dot": SPRAY_AUTHGATE_ONLY},
+        forwarded=True,
+    ),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -243,6 +269,8 @@ def flow_args(server: Server, **kw) -> argparse.Namespace:
         "warmup": 1.0,
         "duration": 2.0,
         "timeout": 60.0,
+        "source": None,
+        "forwarded_for": None,
     }
     base.update(kw)
     return argparse.Namespace(**base)
@@ -271,6 +299,8 @@ class Settings:
     quick: bool
     profile: bool
     quiet_wait: float = 30.0
+    spray_flows: int = 20  # scenario 8: at least this many sign-ins idle and under spray
+    spray_connections: int = 32  # ... while this many connections spray
 
 
 SERVER_CORE_NAME = "cpu1"
@@ -499,6 +529,8 @@ def prepare(server: Server, scenario: Scenario, settings: Settings) -> list[dict
 
 
 def measure(server: Server, scenario: Scenario, settings: Settings, profile_dir: Path | None) -> dict:
+    if scenario.kind == "spray":
+        return measure_spray(server, scenario, settings)
     if scenario.kind == "flow":
         t0 = time.monotonic()
         user_tokens(server, 1, FLOW_SCOPE)  # sanity: one full flow on the idle server
@@ -536,6 +568,98 @@ def measure(server: Server, scenario: Scenario, settings: Settings, profile_dir:
     return result
 
 
+# --- scenario 8: a user's sign-ins, idle and under a password spray --------------------------------
+def spray_command(server: Server, mode: str, *args: str) -> list[str]:
+    return ["taskset", "-c", LOADGEN_CORE, sys.executable, "-m", "bench.spray", mode, "--base", server.base_url,
+            "--secret", server.credentials["bench-web"], "--scope", FLOW_SCOPE, *args]  # fmt: skip
+
+
+def run_spray_user(server: Server, scenario: Scenario, settings: Settings, warmup: float) -> dict:
+    """The user's sign-ins, one at a time, from 127.0.0.1 (or its own address behind the proxy)."""
+    args = ["--warmup", str(warmup), "--duration", str(settings.duration), "--min-flows", str(settings.spray_flows)]
+    if scenario.forwarded:
+        args += ["--forwarded-for", USER_FORWARDED_FOR]
+    proc = subprocess.run(spray_command(server, "user", *args), cwd=BENCH.parent, capture_output=True, text=True,
+                          timeout=warmup + 600)  # fmt: skip
+    if proc.returncode != 0:
+        raise ScenarioFailed(f"the user's sign-ins failed: {proc.stderr.strip()[-300:]}")
+    return json.loads(proc.stdout)
+
+
+def start_spray(server: Server, scenario: Scenario, settings: Settings) -> subprocess.Popen:
+    """Start the attacker and wait until each of its connections has a login form to post to.
+
+    It runs at a lower priority than the user's client on the shared core, so a fast-rejecting
+    server (the attacker's requests come back quickly and it sends more) slows the measuring
+    client no more than it would if the attacker were on another machine."""
+    args = ["--connections", str(settings.spray_connections), "--source", SPRAY_SOURCE]
+    if scenario.forwarded:
+        args.append("--rotate-forwarded-for")
+    proc = subprocess.Popen(["nice", "-n", "10", *spray_command(server, "attack", *args)], cwd=BENCH.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    if proc.stdout.readline().strip() != "READY":
+        stop_spray(proc)
+        raise ScenarioFailed(f"the spray did not start: {proc.stderr.read().strip()[-300:]}")
+    return proc
+
+
+def stop_spray(proc: subprocess.Popen) -> dict | None:
+    """End the spray; return its summary (None if it had already failed)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    lines = out.strip().splitlines()
+    return json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+
+
+def measure_spray(server: Server, scenario: Scenario, settings: Settings) -> dict:
+    """The user's sign-in time idle, then under the spray (after the spray's own warm-up); their ratio."""
+    idle = run_spray_user(server, scenario, settings, settings.warmup)
+    if not idle["flows"]:
+        raise ScenarioFailed(f"no sign-in succeeded on the idle server: {idle['error_samples'][:1]}")
+    attack = start_spray(server, scenario, settings)
+    try:
+        time.sleep(settings.warmup)  # the spray's steady state, and time for any throttling to engage
+        attack.send_signal(signal.SIGUSR1)  # count the spray's answers from here
+        pg0 = postgres_cpu_seconds()
+        cores0, cpu0, t0 = core_times(), server.cpu_seconds(), time.monotonic()
+        under = run_spray_user(server, scenario, settings, 0)
+        cpu1, cores1, pg1 = server.cpu_seconds(), core_times(), postgres_cpu_seconds()
+        wall = time.monotonic() - t0
+    finally:
+        spray = stop_spray(attack)
+    if spray is None:
+        raise ScenarioFailed("the spray ended without a summary")
+    cores = core_usage(cores0, cores1)
+    unexpected = sum(n for kind, n in spray["answers"].items() if kind not in ("wrong_password", "429", "503"))
+    errors = {"idle_user": sum(idle["failed"].values()), "spray_unexpected_answers": unexpected}
+    errors |= {f"spray_{kind}": n for kind, n in spray["errors"].items()}
+    errors["total"] = sum(errors.values())
+    ratio = {p: round(under["latency_ms"][p] / idle["latency_ms"][p], 2) for p in ("p50", "p90")}
+    met = ratio["p50"] <= SPRAY_GOAL and under["success_rate"] == 1.0
+    return {
+        # the generic fields (the log line, the "nothing completed" check): the user under the spray
+        "flows": under["flows"],
+        "flows_per_s": under["flows_per_s"],
+        "latency_ms": {k: round(v, 1) for k, v in under["latency_ms"].items()},
+        "errors": errors,
+        "idle": idle,
+        "under_spray": under,
+        "ratio": ratio,
+        "goal": {"max_ratio": SPRAY_GOAL, "met": met},
+        "spray": spray,
+        "error_samples": under["error_samples"] + spray["error_samples"],
+        "server_cpu_pct": round(100 * cpu_delta(cpu0, cpu1) / wall, 1),
+        "cores": cores,
+        **db_and_foreign(server, cores, cpu_delta(cpu0, cpu1), cpu_delta(pg0, pg1), wall),
+        "loadgen_cpu_pct": round(under["loadgen_cpu_pct"] + spray["loadgen_cpu_pct"], 1),
+    }
+
+
 def profile_run(server: Server, seconds: float, scenario: Scenario, out_dir: Path, load) -> dict:
     """Run the load once more with py-spy sampling the server; summarise where its CPU went."""
     if not server.target.is_python:
@@ -566,7 +690,16 @@ def today() -> str:
     return dt.date.today().isoformat()
 
 
-def machine() -> dict:
+def load_generator(scenario: Scenario) -> str:
+    if scenario.kind == "flow":
+        return "bench/flow.py (Python asyncio)"
+    if scenario.kind == "spray":
+        return "bench/spray.py (Python asyncio; the user and the spray in two processes)"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()
+    return wrk[0] if wrk else "wrk"
+
+
+def machine(scenario: Scenario) -> dict:
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -575,13 +708,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "load_generator": wrk[0] if wrk else "wrk",
+        "load_generator": load_generator(scenario),
     }
 
 
@@ -631,11 +763,11 @@ def write_result(results_dir: Path, scenario: Scenario, entries: dict, settings:
         "title": scenario.title,
         "unit": scenario.unit,
         "date": today(),
-        "machine": machine(),
+        "machine": machine(scenario),
         "rules": {
             "server": "one worker process pinned to core 1 (taskset -c 1)",
             "load_generator": "pinned to core 0; keep-alive; warm-up run before the measured run",
-            "connections": settings.connections,
+            "connections": settings.spray_connections if scenario.kind == "spray" else settings.connections,
         },
         "servers": dict(sorted(servers.items())),
         "ratios": compute_ratios(servers),
@@ -646,6 +778,69 @@ def write_result(results_dir: Path, scenario: Scenario, entries: dict, settings:
 
 def fmt_rate(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+
+
+def server_keys(servers: dict) -> list[str]:
+    """A result file's servers in the table's order: AuthGate first, then the peers."""
+    order = list(TARGETS)
+    return sorted((k for k in servers if split_key(k)[0] in TARGETS), key=lambda k: (order.index(split_key(k)[0]), k))
+
+
+def server_label(key: str) -> str:
+    base, wsgi = split_key(key)
+    return TARGETS[base].label + (f" [{wsgi}]" if wsgi else "")
+
+
+def run_label(doc: dict, entry: dict) -> str:
+    st = entry.get("settings", {})
+    return f"{doc['date']} {'quick' if st.get('quick') else 'full'} {st.get('duration_s', '?'):g} s"
+
+
+def spray_answers(answers: dict[str, int]) -> str:
+    """The spray's answers: wrong-password pages, 429 and 503 always, then anything unexpected."""
+    counts = {"200 wrong password": answers.get("wrong_password", 0), "429": answers.get("429", 0),
+              "503": answers.get("503", 0)}  # fmt: skip
+    counts |= {f"{k.removeprefix('unexpected_')} (unexpected)": n for k, n in answers.items() if k.startswith("unex")}
+    return " · ".join(f"{label}: {n:,}" for label, n in counts.items())
+
+
+def spray_table(latest: dict[str, dict], mark) -> list[str]:
+    """Scenario 8 in its own table: the user's sign-in idle and under the spray, and what the spray got."""
+    rows = []
+    for s in SCENARIOS:
+        doc = latest.get(s.name)
+        if not doc or s.kind != "spray":
+            continue
+        for key in server_keys(doc["servers"]):
+            e, label = doc["servers"][key], server_label(key)
+            if e.get("status") != "ok":
+                rows.append(f"| {s.name} | {label} | {e.get('status')} {mark(e.get('reason', ''))} "
+                            f"| | | | | | | {doc['date']} |")  # fmt: skip
+                continue
+            if e.get("disturbed"):
+                label += " ⚠" + mark(e["disturbed"] + ": measure again")
+            idle, under, ratio, user = e["idle"]["latency_ms"], e["latency_ms"], e["ratio"], e["under_spray"]
+            verdict = "met" if e["goal"]["met"] else "missed"
+            rows.append(
+                f"| {s.name} | {label} | {idle['p50']:,.0f} / {idle['p90']:,.0f} | {under['p50']:,.0f} / "
+                f"{under['p90']:,.0f} | **{ratio['p50']:.2f}×** / {ratio['p90']:.2f}× ({verdict}) "  # noqa: RUF001
+                f"| {user['flows']} of {user['attempted']} | {e['spray']['connections']} "
+                f"| {e['spray']['attempts_per_s']:,.1f} "
+                f"| {spray_answers(e['spray']['answers'])} | {run_label(doc, e)} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "Scenario 8, a user's sign-in (one at a time) idle and while many connections spray wrong "
+        f'passwords at /login, bcrypt cost 12; the goal is at most {SPRAY_GOAL:g}× the idle time (see "Password '  # noqa: RUF001
+        'spray" below):',
+        "",
+        "| scenario | server | idle p50 / p90 ms | under spray p50 / p90 ms | ratio p50 / p90 | user's sign-ins "
+        "under spray | spray connections | spray attempts/s | spray's answers | run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        *rows,
+    ]
 
 
 def render_table(results_dir: Path) -> str:
@@ -675,17 +870,13 @@ def render_table(results_dir: Path) -> str:
 
     for s in SCENARIOS:
         doc = latest.get(s.name)
-        if not doc:
+        if not doc or s.kind == "spray":
             continue
         servers, ratios = doc["servers"], doc.get("ratios", {})
-        order = list(TARGETS)
-        keys = sorted(
-            (k for k in servers if split_key(k)[0] in TARGETS), key=lambda k: (order.index(split_key(k)[0]), k)
-        )
-        for t_name in keys:
+        for t_name in server_keys(servers):
             e = servers[t_name]
-            base, wsgi = split_key(t_name)
-            label = TARGETS[base].label + (f" [{wsgi}]" if wsgi else "")
+            base, _ = split_key(t_name)
+            label = server_label(t_name)
             if e.get("status") != "ok":
                 lines.append(
                     f"| {s.number} | {s.name} | {label} | {e.get('status')} "
@@ -703,14 +894,12 @@ def render_table(results_dir: Path) -> str:
             if key in ratios:
                 ratio = f"{ratios[key]:.2f}×"  # noqa: RUF001
             lat = e["latency_ms"]
-            st = e.get("settings", {})
-            mode = f"{doc['date']} {'quick' if st.get('quick') else 'full'} {st.get('duration_s', '?'):g} s"
             lines.append(
                 f"| {s.number} | {s.name} | {label} | {fmt_rate(rate(e))} {unit} | {lat['p50']:.1f} "
                 f"| {lat['p99']:.1f} | {e['errors']['total']} | {e.get('server_cpu_pct', 0):.0f}% "
-                f"| {ratio} | {mode} |"
+                f"| {ratio} | {run_label(doc, e)} |"
             )
-    out = lines
+    out = lines + spray_table(latest, mark)
     if notes:
         out += [""] + [f"[{n}] {text}  " for text, n in notes.items()]
     floors = sorted(results_dir.glob("*-crypto-floor.json"))
@@ -829,7 +1018,7 @@ def parse_args(argv=None):
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=30, help="wrk request timeout, seconds")
-    p.add_argument("--scenario", action="append", help="name or number (1-7); repeatable or comma-separated")
+    p.add_argument("--scenario", action="append", help="name or number (1-8); repeatable or comma-separated")
     p.add_argument(
         "--targets", help=f"comma-separated subset of {', '.join(TARGETS)} (default: each scenario's own list)"
     )
@@ -871,12 +1060,18 @@ def parse_args(argv=None):
         default=2,
         help="measure a disturbed scenario again up to this many times, keeping the least disturbed (default 2)",
     )
+    p.add_argument(
+        "--spray-flows", type=int, help="scenario 8: at least this many sign-ins idle and under spray (20, quick 5)"
+    )
+    p.add_argument("--spray-connections", type=int, default=32, help="scenario 8: the spray's connections (32)")
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 2.0 if args.quick else 10.0
     if args.warmup is None:
         args.warmup = 3.0 if args.quick else 10.0
+    if args.spray_flows is None:
+        args.spray_flows = 5 if args.quick else 20
     return args
 
 
@@ -889,11 +1084,10 @@ def main(argv=None) -> int:
     if args.readme_only:
         update_readme(args.results_dir)
         return 0
-    if shutil.which("wrk") is None:
+    scenarios = select_scenarios(args.scenario)
+    if any(s.kind == "wrk" for s in scenarios) and shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     os.sched_setaffinity(0, {int(LOADGEN_CORE)})  # the harness and its load generators: core 0
-
-    scenarios = select_scenarios(args.scenario)
     wanted = set(args.targets.split(",")) if args.targets else None
     if wanted and not wanted <= set(TARGETS):
         raise SystemExit(f"unknown target(s) {sorted(wanted - set(TARGETS))}")
@@ -906,6 +1100,8 @@ def main(argv=None) -> int:
         args.quick,
         args.profile,
         args.quiet_wait,
+        args.spray_flows,
+        args.spray_connections,
     )
     options = Options(
         wsgi_server=args.server,
@@ -914,8 +1110,8 @@ def main(argv=None) -> int:
         authgate_dir=args.authgate_dir.resolve(),
     )
 
-    # plan: (target, bcrypt rounds) -> scenarios, so each server starts once per configuration
-    plan: dict[tuple[str, int], list[Scenario]] = {}
+    # plan: (target, bcrypt rounds, behind a proxy) -> scenarios, so each server starts once per configuration
+    plan: dict[tuple[str, int, bool], list[Scenario]] = {}
     results: dict[str, dict] = {s.name: {} for s in scenarios}
     for s in scenarios:
         targets = [t for t in (wanted or s.targets) if t in TARGETS]
@@ -928,26 +1124,27 @@ def main(argv=None) -> int:
             if reason:
                 results[s.name][t] = {"status": "n/a", "reason": reason.removeprefix("n/a: ")}
             else:
-                plan.setdefault((t, s.rounds), []).append(s)
-    order = sorted(plan, key=lambda k: (k[1], list(TARGETS).index(k[0])))
+                plan.setdefault((t, s.rounds, s.forwarded), []).append(s)
+    order = sorted(plan, key=lambda k: (k[1], k[2], list(TARGETS).index(k[0])))
     failures = 0
     profile_dir = args.results_dir if args.profile else None
-    for target_name, rounds in order:
+    for target_name, rounds, forwarded in order:
         target = TARGETS[target_name]
-        server = Server(target, PORTS[target_name], rounds, options)
+        server = Server(target, PORTS[target_name], rounds, options, trusted_proxies=int(forwarded))
         key = result_key(target_name, args.server)
-        log(f"starting {target.label} on :{server.port} (bcrypt cost {rounds}, {args.server})")
+        proxy = ", behind one trusted proxy" if forwarded else ""
+        log(f"starting {target.label} on :{server.port} (bcrypt cost {rounds}, {args.server}{proxy})")
         try:
             server.start()
         except ServerError as exc:
             log(f"  could not start: {exc}")
-            for s in plan[(target_name, rounds)]:
+            for s in plan[(target_name, rounds, forwarded)]:
                 results[s.name][key] = {"status": "failed", "reason": f"server did not start: {exc}"[:500]}
                 failures += 1
             server.stop()
             continue
         try:
-            for s in plan[(target_name, rounds)]:
+            for s in plan[(target_name, rounds, forwarded)]:
                 log(f"  {s.name}: warm-up {settings.warmup:g} s, measure {settings.duration:g} s")
                 entry = None
                 for attempt in range(1 + max(0, args.retry_disturbed)):

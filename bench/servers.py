@@ -85,6 +85,7 @@ class Server:
     port: int
     rounds: int
     options: Options
+    trusted_proxies: int = 0  # AuthGate behind this many proxies: it takes the client address from X-Forwarded-For
     credentials: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -190,6 +191,7 @@ class Server:
             "AUTHGATE_DATABASE_URL": url,
             "AUTHGATE_ISSUER": self.base_url,
             "AUTHGATE_BCRYPT_ROUNDS": str(self.rounds),
+            "AUTHGATE_TRUSTED_PROXIES": str(self.trusted_proxies),
             "AUTHGATE_WORKERS": "1",
             "PORT": str(self.port),
         }
@@ -270,6 +272,7 @@ class Server:
         self.description.update(
             storage=self.target.storage,
             bcrypt_rounds=self.rounds,
+            trusted_proxies=self.trusted_proxies,
             version=authgate_version(self.options.authgate_dir),
             client_secret_check="SHA-256 of the secret, compared in constant time",
         )
