@@ -155,8 +155,10 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         # ...and per address across client_ids, per window (0: no limit).
         "AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES": _int(env, "AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES", 50, 0, 100000),
         "AUTHGATE_CLIENT_AUTH_WINDOW": _int(env, "AUTHGATE_CLIENT_AUTH_WINDOW", 300, 1, 86400),
-        # Passwords one worker hashes at once; more attempts at that moment get a quick 503.
-        "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 2, 1, 64),
+        # Passwords one worker hashes at once (addresses with recent failures share one of them)...
+        "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 4, 1, 64),
+        # ...and how long a sign-in from a clean address waits for one before it gets a 503.
+        "AUTHGATE_HASH_WAIT_SECONDS": _int(env, "AUTHGATE_HASH_WAIT_SECONDS", 5, 0, 60),
         # Worker processes serving this app (make serve sets it); several without Redis earn a warning.
         "AUTHGATE_WORKERS": _int(env, "AUTHGATE_WORKERS", 1, 1, 1024),
         **_session_cookie(issuer),

@@ -15,9 +15,11 @@ otherwise in this process's memory, which is right for one worker. While Redis d
 counters fall back to memory (logged) rather than failing sign-ins; /readyz reports Redis.
 
 Hashing a password costs ~0.2 s of a core. A worker hashes at most AUTHGATE_HASH_SLOTS passwords at
-once; attempts from an address with recent failures may use all but one of them, so someone
-signing in from a clean address always finds a free slot. An attempt that finds none is answered
-at once with 503 instead of queueing behind a spray.
+once, and attempts from addresses with recent failures share one of those slots between them: a
+suspect attempt that finds it taken is answered at once with 503 instead of queueing, so a spray
+from a few addresses burns at most one slot's worth of hashing per worker and never stands in
+line before anyone else. Attempts from clean addresses wait for a slot (a rush of real sign-ins
+is slow, not refused) up to AUTHGATE_HASH_WAIT_SECONDS, then get the 503 too.
 """
 
 from __future__ import annotations
@@ -50,8 +52,6 @@ CLIENT_AUTH_THROTTLED = "client_auth_throttled"
 
 # How long the counters stay in memory after Redis stopped answering, before Redis is tried again.
 REDIS_RETRY_SECONDS = 5
-# How long a clean attempt may wait for a hash slot before it is turned away.
-SLOT_WAIT_SECONDS = 0.5
 
 
 class Throttled(Exception):
@@ -82,6 +82,7 @@ class Policy:
     client_address_failures: int
     client_window: int
     hash_slots: int
+    hash_wait: float
 
     @classmethod
     def from_config(cls, config) -> Policy:
@@ -96,6 +97,7 @@ class Policy:
             client_address_failures=config["AUTHGATE_CLIENT_AUTH_ADDRESS_FAILURES"],
             client_window=config["AUTHGATE_CLIENT_AUTH_WINDOW"],
             hash_slots=config["AUTHGATE_HASH_SLOTS"],
+            hash_wait=config["AUTHGATE_HASH_WAIT_SECONDS"],
         )
 
 
@@ -142,7 +144,7 @@ class Guard:
         self.policy = policy
         self.counters = counters
         self._all_slots = threading.BoundedSemaphore(policy.hash_slots)
-        self._suspect_slots = threading.BoundedSemaphore(max(1, policy.hash_slots - 1))
+        self._suspect_slot = threading.BoundedSemaphore(1)
         self._address_item = _per(policy.address_failures, policy.address_window)
         self._client_item = _per(policy.client_failures, policy.client_window)
         self._client_address_item = _per(policy.client_address_failures, policy.client_window)
@@ -239,21 +241,21 @@ class Guard:
 
     @contextmanager
     def hash_slot(self, suspect: bool) -> Iterator[None]:
-        """Hold one of this worker's password-hashing slots, or raise Busy at once."""
+        """Hold one of this worker's password-hashing slots; raise Busy when none is free (suspects: at once)."""
         if suspect:
-            if not self._suspect_slots.acquire(blocking=False):
+            if not self._suspect_slot.acquire(blocking=False):
                 raise Busy
             if not self._all_slots.acquire(blocking=False):
-                self._suspect_slots.release()
+                self._suspect_slot.release()
                 raise Busy
-        elif not self._all_slots.acquire(timeout=SLOT_WAIT_SECONDS):
+        elif not self._all_slots.acquire(timeout=self.policy.hash_wait):
             raise Busy
         try:
             yield
         finally:
             self._all_slots.release()
             if suspect:
-                self._suspect_slots.release()
+                self._suspect_slot.release()
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The guard's arithmetic (app/services/guard.py), alike in memory and on Redis: locks, resets, names, keys, slots."""
 
 import socket
+import threading
 import time
 
 import pytest
@@ -22,6 +23,7 @@ def policy(**limits) -> Policy:
         "client_address_failures": 0,
         "client_window": 300,
         "hash_slots": 2,
+        "hash_wait": 0.5,
         **limits,
     }
     return Policy(**values)
@@ -125,20 +127,40 @@ def test_an_unreachable_redis_is_reported_and_counting_goes_on_in_memory():
 # --- hash slots ---------------------------------------------------------------------------------
 
 
-def test_suspects_leave_one_slot_for_clean_addresses():
-    guard = Guard(policy(hash_slots=3), Counters(None, "unused"))
-    with guard.hash_slot(suspect=True), guard.hash_slot(suspect=True):
-        with pytest.raises(Busy), guard.hash_slot(suspect=True):
+def test_suspects_share_one_slot_and_clean_addresses_wait_for_the_rest():
+    guard = Guard(policy(hash_slots=3, hash_wait=0.5), Counters(None, "unused"))
+    with guard.hash_slot(suspect=True):
+        started = time.monotonic()
+        with pytest.raises(Busy), guard.hash_slot(suspect=True):  # a second suspect: turned away at once
             pass
-        with guard.hash_slot(suspect=False):
+        assert time.monotonic() - started < 0.1
+        with guard.hash_slot(suspect=False), guard.hash_slot(suspect=False):
             started = time.monotonic()
-            # Every slot taken: a clean attempt waits briefly, then is turned away.
+            # Every slot taken: a clean attempt waits its while, then is turned away.
             with pytest.raises(Busy), guard.hash_slot(suspect=False):
                 pass
-            assert time.monotonic() - started < 1.5
+            assert 0.45 < time.monotonic() - started < 1.5
     # All released: each kind gets its slots again.
-    with guard.hash_slot(suspect=True), guard.hash_slot(suspect=True), guard.hash_slot(suspect=False):
+    with guard.hash_slot(suspect=True), guard.hash_slot(suspect=False), guard.hash_slot(suspect=False):
         pass
+
+
+def test_a_clean_attempt_gets_the_slot_that_frees_while_it_waits():
+    guard = Guard(policy(hash_slots=1, hash_wait=5), Counters(None, "unused"))
+    release = threading.Event()
+
+    def hashing():
+        with guard.hash_slot(suspect=False):
+            release.wait(5)
+
+    other = threading.Thread(target=hashing)
+    other.start()
+    time.sleep(0.05)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    with guard.hash_slot(suspect=False):
+        assert 0.2 < time.monotonic() - started < 2
+    other.join()
 
 
 def test_a_client_authentication_from_an_address_without_failures_costs_one_look_up(counters, monkeypatch):
