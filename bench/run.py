@@ -598,22 +598,23 @@ def start_spray(server: Server, scenario: Scenario, settings: Settings) -> subpr
     proc = subprocess.Popen(["nice", "-n", "10", *spray_command(server, "attack", *args)], cwd=BENCH.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     if proc.stdout.readline().strip() != "READY":
-        stop_spray(proc)
-        raise ScenarioFailed(f"the spray did not start: {proc.stderr.read().strip()[-300:]}")
+        proc.kill()
+        raise ScenarioFailed(f"the spray did not start: {proc.communicate()[1].strip()[-300:]}")
     return proc
 
 
-def stop_spray(proc: subprocess.Popen) -> dict | None:
-    """End the spray; return its summary (None if it had already failed)."""
+def stop_spray(proc: subprocess.Popen) -> dict:
+    """End the spray and return its summary; ScenarioFailed with what it said when it has none."""
     proc.send_signal(signal.SIGTERM)
     try:
-        out, _ = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
-        return None
+        out, err = proc.communicate()
     lines = out.strip().splitlines()
-    return json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+    if proc.returncode != 0 or not lines:
+        raise ScenarioFailed(f"the spray ended without a summary (exit {proc.returncode}): {err.strip()[-300:]}")
+    return json.loads(lines[-1])
 
 
 def measure_spray(server: Server, scenario: Scenario, settings: Settings) -> dict:
@@ -632,8 +633,6 @@ def measure_spray(server: Server, scenario: Scenario, settings: Settings) -> dic
         wall = time.monotonic() - t0
     finally:
         spray = stop_spray(attack)
-    if spray is None:
-        raise ScenarioFailed("the spray ended without a summary")
     cores = core_usage(cores0, cores1)
     unexpected = sum(n for kind, n in spray["answers"].items() if kind not in ("wrong_password", "429", "503"))
     errors = {"idle_user": sum(idle["failed"].values()), "spray_unexpected_answers": unexpected}

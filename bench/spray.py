@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import itertools
 import json
+import os
 import signal
 import sys
 from urllib.parse import urlencode
@@ -140,7 +141,7 @@ async def reopen(client: FlowClient, spray: Spray) -> LoginForm:
             await asyncio.sleep(0.1)
 
 
-async def run_attack(args) -> dict:
+async def run_attack(args) -> None:
     loop = asyncio.get_running_loop()
     clients = [FlowClient.from_args(args) for _ in range(args.connections)]
     try:
@@ -151,14 +152,16 @@ async def run_attack(args) -> dict:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, spray.reset)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    tasks = [asyncio.create_task(sprayer(client, form, spray)) for client, form in zip(clients, forms, strict=True)]
+    # Held here so the loop keeps them (it only references tasks weakly) until the process exits.
+    _sprayers = [asyncio.create_task(sprayer(c, form, spray)) for c, form in zip(clients, forms, strict=True)]
     print("READY", flush=True)
     await stop.wait()
-    summary = spray.summary(args.connections, args.source)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return summary
+    # Report and leave at once: winding 32 connections down politely can take longer than the
+    # runner waits while the server is still answering them as fast as it can.
+    json.dump(spray.summary(args.connections, args.source), sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 async def run_user(args) -> dict:
@@ -239,7 +242,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    out = asyncio.run(run_attack(args) if args.mode == "attack" else run_user(args))
+    if args.mode == "attack":
+        asyncio.run(run_attack(args))  # prints its summary and exits
+    out = asyncio.run(run_user(args))
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
 
