@@ -20,8 +20,8 @@ run: $(VENV)/.installed  ## Install, migrate, bootstrap and serve on http://loca
 # One process per core by default; every AUTHGATE_* variable in the environment applies.
 serve: PORT ?= 8000
 serve: $(VENV)/.installed  ## Migrate and serve with granian on $(HOST):$(PORT), $(AUTHGATE_WORKERS) workers
-	AUTHGATE_DB_WAIT_SECONDS=$${AUTHGATE_DB_WAIT_SECONDS:-30} $(FLASK) init
-	AUTHGATE_WORKERS=$(AUTHGATE_WORKERS) $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
+	AUTHGATE_PORT=$(PORT) AUTHGATE_DB_WAIT_SECONDS=$${AUTHGATE_DB_WAIT_SECONDS:-30} $(FLASK) init
+	AUTHGATE_PORT=$(PORT) AUTHGATE_WORKERS=$(AUTHGATE_WORKERS) $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) --workers $(AUTHGATE_WORKERS) \
 		--blocking-threads $(AUTHGATE_THREADS) --backlog 2048 --log-level warning wsgi:app
 
 # Everything, the benchmark smoke test included (it skips without wrk). For a quicker local run:
