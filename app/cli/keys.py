@@ -40,7 +40,9 @@ def keys_rotate(alg, immediately, as_json):
         click.echo(f"New {key.alg} key {key.kid}: signs from {key.activates_at:%Y-%m-%d %H:%M:%S} UTC.")
 
 
-@keys_cli.command("revoke")
+# A kid is an RFC 7638 thumbprint in base64url, so one in 32 begins with "-": take an unknown
+# "option" as the kid rather than making the admin know to write `--` first.
+@keys_cli.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 @click.option(
     "--replace",

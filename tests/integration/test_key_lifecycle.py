@@ -78,6 +78,20 @@ def test_revoke_an_unknown_or_revoked_key_exits_2_with_one_line(runner):
     assert again.exit_code == 2 and "already" in again.output
 
 
+def test_a_kid_beginning_with_a_dash_is_revoked_like_any_other(runner):
+    """Thumbprint kids are base64url: one in 32 begins with "-", which must not read as an option."""
+    key_service.rotate("EdDSA", immediately=True)
+    retired = next(k for k in key_service.list_keys() if k.alg == "EdDSA" and key_service.state_of(k) == "retired")
+    retired.kid = "-eDashFirst"
+    db.session.commit()
+    done = runner.invoke(args=["keys", "revoke", "-eDashFirst"])
+    assert done.exit_code == 0, done.output
+    assert "-eDashFirst" in done.output
+    assert key_service.state_of(db.session.scalar(sa.select(SigningKey).where(SigningKey.kid == "-eDashFirst"))) == (
+        "revoked"
+    )
+
+
 def test_rotate_now_reaches_another_worker_within_two_seconds(app):
     """Two apps share only the database, as two worker processes do; both re-read keys only every 30 s."""
     url = app.config["SQLALCHEMY_DATABASE_URI"]
