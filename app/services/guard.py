@@ -194,21 +194,30 @@ class Guard:
 
     # --- addresses --------------------------------------------------------------------------
 
+    def address_standing(self, ip: str | None) -> tuple[float | None, bool]:
+        """(seconds until sign-ins from this address are accepted again or None, whether it failed recently).
+
+        One look-up answers both: a throttled address waits, one with any failure in the window is
+        a suspect (it shares one hash slot).
+        """
+        item = self._address_item
+        if item is None or ip is None:
+            return None, False
+        stats = self.counters.run(lambda _store, limiter: limiter.get_window_stats(item, "signin", ip))
+        wait = max(1.0, stats.reset_time - time.time()) if stats.remaining == 0 else None
+        return wait, stats.remaining < item.amount
+
     def address_wait(self, ip: str | None) -> float | None:
         """Seconds until sign-ins from this address are accepted again; None when they are."""
-        return self._wait(self._address_item, "signin", ip)
+        return self.address_standing(ip)[0]
+
+    def address_is_suspect(self, ip: str | None) -> bool:
+        """Whether this address failed to sign in recently (it then shares one hash slot)."""
+        return self.address_standing(ip)[1]
 
     def address_failed(self, ip: str | None) -> bool:
         """Count a failed sign-in from this address; True when this failure used up its allowance."""
         return self._hit(self._address_item, "signin", ip)
-
-    def address_is_suspect(self, ip: str | None) -> bool:
-        """Whether this address failed to sign in recently (it then gets fewer hash slots)."""
-        item = self._address_item
-        if item is None or ip is None:
-            return False
-        stats = self.counters.run(lambda _store, limiter: limiter.get_window_stats(item, "signin", ip))
-        return stats.remaining < item.amount
 
     # --- client authentication -----------------------------------------------------------------
 
@@ -355,11 +364,12 @@ def password_attempt(
 
     guard = _guard()
     name = login if isinstance(login, str) else ""
-    waits = [guard.account_lock(client.client_id, name), guard.address_wait(ip)]
+    address_wait, suspect = guard.address_standing(ip)
+    waits = [guard.account_lock(client.client_id, name), address_wait]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
         raise Throttled(wait)
-    with guard.hash_slot(suspect=guard.address_is_suspect(ip)):
+    with guard.hash_slot(suspect=suspect):
         user, reason = verify()
     if user is not None:
         guard.account_forget(client.client_id, name, *account_names(user))
