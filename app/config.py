@@ -3,6 +3,7 @@
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORT = 5000
 SESSION_COOKIE = "authgate_session"
@@ -67,6 +68,37 @@ def _issuer(env, environment: str, overrides: dict) -> str:
     if not issuer.startswith(("http://", "https://")):
         raise ConfigError(f"AUTHGATE_ISSUER must be an http(s) URL, got {issuer!r}")
     return issuer
+
+
+SMTP_SCHEMES = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
+
+
+def parse_smtp_url(url: str) -> dict:
+    """The parts of an AUTHGATE_SMTP_URL: scheme, host, port, and the user and password if any."""
+    parts = urlsplit(url)
+    if parts.scheme not in SMTP_SCHEMES:
+        raise ConfigError(
+            f"AUTHGATE_SMTP_URL must start with smtp://, smtps:// or smtp+starttls://, got {parts.scheme!r}"
+        )
+    try:
+        port = parts.port or SMTP_SCHEMES[parts.scheme]
+    except ValueError:
+        raise ConfigError("AUTHGATE_SMTP_URL has a port that is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ConfigError("AUTHGATE_SMTP_URL names no host (smtp://host:port)")
+    return {
+        "scheme": parts.scheme,
+        "host": parts.hostname,
+        "port": port,
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+def _smtp_url(url: str | None) -> str | None:
+    if url:
+        parse_smtp_url(url)
+    return url
 
 
 def _session_cookie(issuer: str) -> dict:
@@ -159,6 +191,21 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 4, 1, 64),
         # ...and how long a sign-in from a clean address waits for one before it gets a 503.
         "AUTHGATE_HASH_WAIT_SECONDS": _int(env, "AUTHGATE_HASH_WAIT_SECONDS", 5, 0, 60),
+        # Outgoing mail for verification and reset links: smtp://, smtps:// or smtp+starttls://[user:password@]host[:port].
+        "AUTHGATE_SMTP_URL": _smtp_url(env.get("AUTHGATE_SMTP_URL") or None),
+        # The From address of that mail (default: no-reply at the issuer's host).
+        "AUTHGATE_MAIL_FROM": env.get("AUTHGATE_MAIL_FROM") or None,
+        # Seconds to wait for the SMTP server before telling the user to try again.
+        "AUTHGATE_SMTP_TIMEOUT": _int(env, "AUTHGATE_SMTP_TIMEOUT", 10, 1, 120),
+        # How long an emailed password-reset link works...
+        "AUTHGATE_RESET_LINK_MINUTES": _int(env, "AUTHGATE_RESET_LINK_MINUTES", 30, 5, 24 * 60),
+        # ...and an email-verification link.
+        "AUTHGATE_VERIFY_LINK_HOURS": _int(env, "AUTHGATE_VERIFY_LINK_HOURS", 24, 1, 30 * 24),
+        # Registrations, and reset requests, allowed from one address per hour (0: no limit)...
+        "AUTHGATE_REGISTER_ADDRESS_LIMIT": _int(env, "AUTHGATE_REGISTER_ADDRESS_LIMIT", 10, 0, 100000),
+        "AUTHGATE_FORGOT_ADDRESS_LIMIT": _int(env, "AUTHGATE_FORGOT_ADDRESS_LIMIT", 10, 0, 100000),
+        # ...and messages sent to one account per hour, so nobody can flood a mailbox through us.
+        "AUTHGATE_MAIL_ACCOUNT_LIMIT": _int(env, "AUTHGATE_MAIL_ACCOUNT_LIMIT", 5, 0, 1000),
         # Worker processes serving this app (make serve sets it); several without Redis earn a warning.
         "AUTHGATE_WORKERS": _int(env, "AUTHGATE_WORKERS", 1, 1, 1024),
         **_session_cookie(issuer),

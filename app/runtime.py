@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from app.services.client_cache import ClientCache
     from app.services.guard import Guard
     from app.services.keys import KeyRing
+    from app.services.mail import Outbox
     from app.services.maintenance import Housekeeper
 
 EXTENSION = "authgate"
@@ -49,6 +50,8 @@ class Runtime:
     published: PublishedDocuments
     # Brute-force protection: its counters (Redis or memory) and this worker's password-hashing slots.
     guard: Guard
+    # Background threads for mail that must not hold up a request (reset requests).
+    outbox: Outbox
     # Upstream discovery documents and key sets, by URL.
     upstream: ExpiringCache = field(default_factory=ExpiringCache)
     # The bodies of our own discovery document and JWKS, built once per key set.
@@ -63,6 +66,7 @@ def init_app(app: Flask) -> Runtime:
     from app.services import guard
     from app.services.client_cache import ClientCache
     from app.services.keys import KeyRing
+    from app.services.mail import Outbox
 
     published = PublishedDocuments(app.wsgi_app)
     app.wsgi_app = published  # type: ignore[method-assign]
@@ -71,6 +75,7 @@ def init_app(app: Flask) -> Runtime:
         clients=ClientCache(app.config["AUTHGATE_CLIENT_CACHE_SECONDS"]),
         published=published,
         guard=guard.init_app(app),
+        outbox=Outbox(app),
     )
     if app.config["AUTHGATE_WORKERS"] > 1 and not app.config["AUTHGATE_REDIS_URL"]:
         app.logger.warning(

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, settings
 
 # Helper modules are not test modules, so pytest would not rewrite their asserts: register them
 # before anything imports them, so a failing helper assert reports its values as a test's would.
-pytest.register_assert_rewrite("tests.helpers", "tests.integration.helpers", "tests.e2e.helpers", "tests.social_fakes")
+pytest.register_assert_rewrite(
+    "tests.helpers", "tests.integration.helpers", "tests.e2e.helpers", "tests.social_fakes", "tests.mailbox"
+)
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -172,3 +174,27 @@ def fake_github():
     fake = FakeGitHub()
     yield fake
     fake.stop()
+
+
+# A real SMTP server on loopback for the whole run; each test that asks for `mailbox` starts with it
+# empty and its app sending there (set before the app's first request; the config is read per message).
+@pytest.fixture(scope="session")
+def smtp_server():
+    from tests.mailbox import Mailbox
+
+    box = Mailbox()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server, app):
+    smtp_server.clear()
+    app.config["AUTHGATE_SMTP_URL"] = smtp_server.url
+    app.config["AUTHGATE_MAIL_FROM"] = "AuthGate <no-reply@authgate.test>"
+    yield smtp_server
+    # Background sends (reset requests) finish before the app's database goes away.
+    with app.app_context():
+        from app.services.mail import outbox
+
+        outbox().wait()

@@ -12,6 +12,7 @@ from app.models.grant import (
 )
 from app.models.idp import IdentityProvider, IdentityProviderRole, LinkedIdentity
 from app.models.key import ServerState, SigningKey
+from app.models.link import LinkToken
 from app.models.role import Role
 from app.models.user import User, UserRole
 
@@ -24,6 +25,7 @@ __all__ = [
     "Consent",
     "IdentityProvider",
     "IdentityProviderRole",
+    "LinkToken",
     "LinkedIdentity",
     "RefreshToken",
     "RevokedJti",

@@ -37,6 +37,10 @@ class Client(Model, ClientMixin):
     token_format: Mapped[str] = mapped_column(sa.String(16), default="jwt")
     signing_alg: Mapped[str] = mapped_column(sa.String(16), default="RS256")
     require_consent: Mapped[bool] = mapped_column(default=False)
+    # Self-service: people may register themselves on the hosted pages (given the roles marked default)...
+    allow_registration: Mapped[bool] = mapped_column(default=False)
+    # ...and may sign in only once they have verified their email address.
+    require_verified_email: Mapped[bool] = mapped_column(default=False)
     # The client's public keys for private_key_jwt authentication (a JWK Set).
     jwks: Mapped[dict | None] = mapped_column(sa.JSON)
     # SHA-256 of the secret; None for public clients.

@@ -13,6 +13,8 @@ class Role(Model):
     client_pk: Mapped[int] = mapped_column(sa.ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(sa.String(64))
     description: Mapped[str] = mapped_column(sa.Text, default="")
+    # Given to every user who registers themselves (the client's default roles).
+    is_default: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
         sa.UniqueConstraint("client_pk", "name"),

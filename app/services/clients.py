@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "signing_alg": "RS256",
     "require_consent": False,
     "jwks": None,
+    "allow_registration": False,
+    "require_verified_email": False,
 }
 FIELDS = ("client_id", "name", *DEFAULTS)
 # The audit log records only that these were set, changed or removed: the secret (by its hash) and
@@ -167,6 +169,8 @@ VALIDATORS = {
     "signing_alg": choice(SIGNING_ALGS),
     "require_consent": check_bool,
     "jwks": check_jwks,
+    "allow_registration": check_bool,
+    "require_verified_email": check_bool,
 }
 
 

@@ -266,6 +266,22 @@ class Guard:
             if suspect:
                 self._suspect_slot.release()
 
+    # --- allowances of actions (registrations, reset requests, messages to one account) ----------
+
+    def spend(self, kind: str, amount: int, seconds: int, *identifiers: str | None) -> float | None:
+        """Count one `kind` action by these identifiers; seconds to wait when their allowance is used up, else None."""
+        item = _per(amount, seconds)
+        if item is None or None in identifiers:
+            return None
+        ids = (kind, *(_digest(str(i)) for i in identifiers))
+
+        def spend(_store, limiter: MovingWindowRateLimiter) -> float | None:
+            if limiter.hit(item, *ids):
+                return None
+            return max(1.0, limiter.get_window_stats(item, *ids).reset_time - time.time())
+
+        return self.counters.run(spend)
+
     # --- helpers ---------------------------------------------------------------------------------
 
     def _wait(self, item: RateLimitItem | None, *identifiers: str | None) -> float | None:
@@ -382,6 +398,16 @@ def password_attempt(
     if guard.address_failed(ip):
         audit.record(ADDRESS_THROTTLED, client=client, ip=ip, window=guard.policy.address_window)
     return None, reason
+
+
+def spend(kind: str, setting: str, *identifiers: str | None, seconds: int = 3600) -> None:
+    """Count one `kind` action (a registration, a reset request, a message to an account) by these
+    identifiers against the allowance the setting gives per `seconds`; raise Throttled once it is used up."""
+    from flask import current_app
+
+    wait = _guard().spend(kind, current_app.config[setting], seconds, *identifiers)
+    if wait is not None:
+        raise Throttled(wait)
 
 
 def client_auth_wait(client_id: str | None, ip: str | None) -> None:

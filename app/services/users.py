@@ -1,6 +1,7 @@
 """Users per client: registration, passwords, roles."""
 
 import re
+from typing import Any
 
 import bcrypt
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.models import Client, Role, User, UserRole
+from app.models.link import RESET_PASSWORD, VERIFY_EMAIL
 from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import get_client
 from app.services.pagination import Page, like_pattern, paginate
@@ -267,8 +269,12 @@ def create_user(
     roles: tuple[str, ...] | list[str] = (),
     enabled: bool = True,
     email_verified: bool = False,
+    event: str = audit.USER_CREATED,
 ) -> User:
-    """Register a user under a client; `password=None` makes a social-login-only account."""
+    """Register a user under a client; `password=None` makes a social-login-only account.
+
+    `event` is the audit kind: an admin's `user_created`, or `user_registered` for self-registration.
+    """
     errors = Errors()
     username = errors.check("username", check_username, username)
     email = errors.check("email", check_email, email)
@@ -298,7 +304,7 @@ def create_user(
             except NotFound as exc:
                 raise ValidationError("roles", str(exc)) from None
         created = audit.changes({}, {**_audited(user), "roles": role_names(user)}, opaque=("password",))
-        audit.record(audit.USER_CREATED, user=user, changes=created)
+        audit.record(event, user=user, changes=created)
     return user
 
 
@@ -332,6 +338,8 @@ def update_user(client_id: str, username: str, **changes) -> User:
             _ensure_unique(client, None, clean["email"], user)
             if clean["email"] != user.email:
                 user.email_verified = False
+                # A verification link sent for another address must not make that one the user's.
+                _forget_links(user, VERIFY_EMAIL)
         disabling = user.enabled and clean.get("enabled") is False
         for field, value in clean.items():
             setattr(user, field, value)
@@ -352,18 +360,35 @@ def _end_everything(user: User, reason: str) -> None:
     sessions.end_everything(user, reason)
 
 
+def _forget_links(user: User, purpose: str) -> None:
+    from app.services import selfservice  # it builds on this module
+
+    selfservice.forget_links(user, purpose)
+
+
+def replace_password(user: User, password: str | None, reason: str | None = None) -> None:
+    """Set or remove the user's password in the caller's transaction; every sign-in, refresh token
+    and emailed reset link of the user ends with the old one."""
+    before = _audited(user)
+    if password is None:
+        user.password_hash = None
+    else:
+        check_password(password, user.username)
+        user.password_hash = hash_password(password)
+    changes = audit.changes(before, _audited(user), ("password",))
+    detail: dict[str, Any] = {"changes": changes}
+    if reason:
+        detail["reason"] = reason
+    audit.record(audit.USER_PASSWORD_SET, user=user, **detail)
+    _forget_links(user, RESET_PASSWORD)
+    _end_everything(user, reason or "password_changed")
+
+
 def set_password(client_id: str, username: str, password: str | None) -> User:
     """Set a new password, or remove it (`None`) for a social-login-only account."""
     with transaction():
         user = get_user(get_client(client_id), username)
-        before = _audited(user)
-        if password is None:
-            user.password_hash = None
-        else:
-            check_password(password, user.username)
-            user.password_hash = hash_password(password)
-        audit.record(audit.USER_PASSWORD_SET, user=user, changes=audit.changes(before, _audited(user), ("password",)))
-        _end_everything(user, "password_changed")
+        replace_password(user, password)
     return user
 
 

@@ -45,6 +45,23 @@ def test_upgrade_downgrade_upgrade(empty_database_url):
         db.engine.dispose()
 
 
+WHEN = "2026-11-30 12:00:00+00:00"
+
+
+def insert_client(conn, pk: int, client_id: str, refresh_lifetime: int = 86400) -> None:
+    """A client row with only the columns of revision 0004 (later models have more)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO clients (id, client_id, name, description, token_endpoint_auth_methods, grant_types,"
+            " redirect_uris, post_logout_redirect_uris, scopes, access_token_lifetime, refresh_token_lifetime,"
+            " require_pkce, token_format, signing_alg, require_consent, created_at, updated_at) VALUES"
+            " (:pk, :client_id, 'x', '', '[]', '[]', '[]', '[]', '[]', 60, :lifetime, true, 'jwt', 'RS256',"
+            " false, :when, :when)"
+        ),
+        {"pk": pk, "client_id": client_id, "lifetime": refresh_lifetime, "when": WHEN},
+    )
+
+
 def test_0005_migrates_existing_clients_and_refresh_tokens(empty_database_url):
     """refresh_token_lifetime stays the idle timeout, the maximum covers it, families end when their token does."""
     app = make_app(empty_database_url)
@@ -53,16 +70,7 @@ def test_0005_migrates_existing_clients_and_refresh_tokens(empty_database_url):
         upgrade(revision="0004")
         conn = db.session.connection()
         for pk, client_id, lifetime in ((1, "short", 3600), (2, "long", 90 * 86400)):
-            conn.execute(
-                sa.text(
-                    "INSERT INTO clients (id, client_id, name, description, token_endpoint_auth_methods, grant_types,"
-                    " redirect_uris, post_logout_redirect_uris, scopes, access_token_lifetime, refresh_token_lifetime,"
-                    " require_pkce, token_format, signing_alg, require_consent, created_at, updated_at) VALUES"
-                    " (:pk, :client_id, 'x', '', '[]', '[]', '[]', '[]', '[]', 60, :lifetime, true, 'jwt', 'RS256',"
-                    " false, :when, :when)"
-                ),
-                {"pk": pk, "client_id": client_id, "lifetime": lifetime, "when": when},
-            )
+            insert_client(conn, pk, client_id, refresh_lifetime=lifetime)
         conn.execute(
             sa.text(
                 "INSERT INTO users (id, client_pk, sub, username, first_name, last_name, enabled, email_verified,"
@@ -147,16 +155,15 @@ def insert_roles(conn, client_pk: int, *names: str) -> None:
 
 def test_0008_names_roles_that_differ_only_in_case_then_makes_them_unique(empty_database_url, capfd):
     """Roles made before 0008 may clash; the upgrade stops, says which, and passes once they are renamed."""
-    from app.services import clients
-
     app = make_app(empty_database_url)
     with app.app_context():
         upgrade(revision="0007")
-        shop, _ = clients.create_client(client_id="shop", name="Shop", redirect_uris=["https://shop.example.com/cb"])
-        blog, _ = clients.create_client(client_id="blog", name="Blog", redirect_uris=["https://blog.example.com/cb"])
         conn = db.session.connection()
-        insert_roles(conn, shop.id, "ROLE_ADMIN", "role_admin", "Role_Admin", "ROLE_VIEWER")
-        insert_roles(conn, blog.id, "ROLE_ADMIN", "ROLE_EDITOR", "role_editor")
+        shop, blog = 1, 2
+        insert_client(conn, shop, "shop")
+        insert_client(conn, blog, "blog")
+        insert_roles(conn, shop, "ROLE_ADMIN", "role_admin", "Role_Admin", "ROLE_VIEWER")
+        insert_roles(conn, blog, "ROLE_ADMIN", "ROLE_EDITOR", "role_editor")
         db.session.commit()
 
         capfd.readouterr()
@@ -173,10 +180,34 @@ def test_0008_names_roles_that_differ_only_in_case_then_makes_them_unique(empty_
         upgrade()
         conn = db.session.connection()
         with pytest.raises(sa.exc.IntegrityError):
-            insert_roles(conn, shop.id, "role_viewer")
+            insert_roles(conn, shop, "role_viewer")
         db.session.rollback()
         downgrade(revision="0007")
-        insert_roles(db.session.connection(), shop.id, "role_viewer")  # without 0008, case told roles apart
+        insert_roles(db.session.connection(), shop, "role_viewer")  # without 0008, case told roles apart
         db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_0009_leaves_existing_clients_closed_and_their_roles_not_default(empty_database_url):
+    """Self-registration is off and no role is a default one until an admin says otherwise."""
+    app = make_app(empty_database_url)
+    with app.app_context():
+        upgrade(revision="0008")
+        conn = db.session.connection()
+        insert_client(conn, 1, "shop")
+        insert_roles(conn, 1, "ROLE_VIEWER")
+        db.session.commit()
+        upgrade()
+        conn = db.session.connection()
+        flags = conn.execute(sa.text("SELECT allow_registration, require_verified_email FROM clients")).one()
+        assert tuple(flags) == (False, False)  # SQLite answers 0, which equals False
+        assert conn.execute(sa.text("SELECT is_default FROM roles")).scalar_one() == False  # noqa: E712
+        assert "link_tokens" in tables(db.engine)
+        db.session.commit()
+        downgrade(revision="0008")
+        assert "link_tokens" not in tables(db.engine)
+        names = {column["name"] for column in sa.inspect(db.engine).get_columns("clients")}
+        assert "allow_registration" not in names
         db.session.remove()
         db.engine.dispose()
