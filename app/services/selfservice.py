@@ -159,7 +159,13 @@ def send_verification(client: Client, user: User, email: str | None = None, rid:
         hours=current_app.config["AUTHGATE_VERIFY_LINK_HOURS"],
         change=address != user.email,
     )
-    mail.send(message)
+    try:
+        mail.send(message)
+    except mail.MailFailed:
+        # Nobody has the link, so it must not wait as a change of email either ("waiting for X").
+        with transaction():
+            forget_links(user, VERIFY_EMAIL)
+        raise
 
 
 def verify_email(token: str) -> tuple[User, Client]:
