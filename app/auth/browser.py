@@ -3,11 +3,13 @@
 A sign-in is per client: the cookie maps client_id to the id of a server-side session row, so
 logout can end it and a user of one client is never signed in to another. A pending
 authorization request waits in the cookie while the user signs in or consents; the marks it
-collects (signed in at, consented, denied) only count for that exact request.
+collects (signed in at, consented, denied) only count for that exact request. A sign-in started
+by one of our own pages (the account page) waits the same way, with the path to return to.
 """
 
 import secrets
 import time
+from urllib.parse import unquote, urlsplit
 
 from flask import session, url_for
 
@@ -20,6 +22,8 @@ MAX_PENDING = 5
 PENDING_LIFETIME = 1800
 # Browsers drop a cookie over about 4 KB: the parked queries together stay under this many characters.
 MAX_PENDING_CHARS = 2500
+# The only pages a sign-in may return to, other than the authorization endpoint.
+NEXT_PREFIX = "/account/"
 
 
 def current_login(client: Client) -> tuple[BrowserSession, User] | None:
@@ -52,8 +56,27 @@ def forget_all_logins() -> list[str]:
     return session_ids
 
 
-def add_pending(query: str, client_id: str) -> str:
-    """Park an authorization request (its query string) and return its id."""
+def safe_next(path: str | None) -> str | None:
+    """The path if it is one of our own account pages, else None: a sign-in never leads to another site."""
+    if not isinstance(path, str) or not path.startswith(NEXT_PREFIX) or len(path) > 400:
+        return None
+    if "//" in path or "\\" in path or any(ord(c) < 0x21 or ord(c) == 0x7F for c in path):
+        return None
+    # A browser resolves "..", also written as "%2e%2e", before it asks: /account/../admin is /admin.
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
+        return None
+    parts = urlsplit(path)
+    return path if not parts.scheme and not parts.netloc else None
+
+
+def add_pending(query: str, client_id: str, next_path: str | None = None) -> str:
+    """Park an authorization request (its query string) and return its id.
+
+    With `next_path` (one of our own account pages) the sign-in resumes there instead of at the
+    authorization endpoint; the query is then empty.
+    """
+    if next_path is not None and safe_next(next_path) is None:
+        raise ValueError(f"not a path a sign-in may return to: {next_path!r}")
     now = int(time.time())
     pending = {rid: item for rid, item in session.get(PENDING, {}).items() if now - item["created"] < PENDING_LIFETIME}
     # Keep the cookie small: only the newest few requests (one per open tab, say).
@@ -64,6 +87,8 @@ def add_pending(query: str, client_id: str) -> str:
     while pending and len(query) + sum(len(item["query"]) for item in pending.values()) > MAX_PENDING_CHARS:
         del pending[min(pending, key=lambda r: pending[r]["created"])]
     pending[rid] = {"query": query, "client_id": client_id, "created": now}
+    if next_path is not None:
+        pending[rid]["next"] = next_path
     session[PENDING] = pending
     return rid
 
@@ -91,7 +116,9 @@ def drop_pending(rid: str | None) -> None:
 
 
 def resume_url(rid: str) -> str:
-    """Where the browser goes to continue a pending authorization request."""
+    """Where the browser goes to continue a pending authorization request (or the page that started a sign-in)."""
     item = get_pending(rid) or {"query": ""}
+    if (next_path := safe_next(item.get("next"))) is not None:
+        return next_path
     query = item["query"]
     return url_for("auth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
-from app.models import Client, LinkToken, Role, User
+from app.models import Client, IdentityProvider, LinkToken, Role, User
 from app.models.link import RESET_PASSWORD, VERIFY_EMAIL
-from app.services import ServiceError, ValidationError, affected, audit, guard, mail, transaction
+from app.services import NotFound, ServiceError, ValidationError, affected, audit, guard, identities, mail, transaction
 from app.services import users as user_service
 from app.services.client_cache import find_client
 from app.services.crypto import sha256_hex
@@ -159,7 +159,13 @@ def send_verification(client: Client, user: User, email: str | None = None, rid:
         hours=current_app.config["AUTHGATE_VERIFY_LINK_HOURS"],
         change=address != user.email,
     )
-    mail.send(message)
+    try:
+        mail.send(message)
+    except mail.MailFailed:
+        # Nobody has the link, so it must not wait as a change of email either ("waiting for X").
+        with transaction():
+            forget_links(user, VERIFY_EMAIL)
+        raise
 
 
 def verify_email(token: str) -> tuple[User, Client]:
@@ -353,3 +359,27 @@ def pending_email(user: User) -> str | None:
         .order_by(LinkToken.created_at.desc())
         .limit(1)
     )
+
+
+def unlink_identity(client: Client, user: User, slug: str) -> IdentityProvider:
+    """Unlink one of the user's own upstream accounts; refuse the last way left to sign in. Return its provider.
+
+    Raise NotFound for a provider the user has no link with, ValidationError (field `identity`)
+    when neither a password nor another enabled provider would be left.
+    """
+    with transaction():
+        # Two unlinks at once must not both see the other's link as the way that is left.
+        db.session.execute(sa.select(User.id).where(User.id == user.id).with_for_update())
+        linked = identities.list_identities(user)
+        identity = next((i for i in linked if i.provider.slug == slug), None)
+        if identity is None:
+            raise NotFound(f"no linked account for {slug!r}")
+        provider = identity.provider
+        others = [i for i in linked if i is not identity and i.provider.enabled]
+        if user.password_hash is None and not others:
+            raise ValidationError(
+                "identity", f"{provider.name} is your only way to sign in to {client.name}, so it stays linked"
+            )
+        db.session.delete(identity)
+        audit.record(identities.IDENTITY_UNLINKED, client=client, user=user, idp=slug)
+    return provider

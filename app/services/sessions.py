@@ -278,3 +278,17 @@ def revoke_consent(user: User) -> None:
             raise NotFound(f"{user.username} has given no consent")
         audit.record(audit.CONSENT_REVOKED, user=user, scopes=list(consent.scopes))
         db.session.delete(consent)
+
+
+def end_other_sessions(user: User, keep: str) -> int:
+    """End every sign-in of the user but the one `keep` names (this browser's); return how many ended."""
+    with transaction():
+        ended = affected(
+            sa.update(BrowserSession)
+            .where(BrowserSession.user_id == user.id, BrowserSession.id != keep, BrowserSession.ended_at.is_(None))
+            .values(ended_at=datetime.now(UTC))
+            .execution_options(synchronize_session=False)
+        )
+        if ended:
+            audit.record(audit.SESSION_ENDED, user=user, sessions=ended, kept=keep[:8])
+    return ended

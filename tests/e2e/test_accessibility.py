@@ -174,12 +174,34 @@ def open_error(page, site: Site) -> None:
     expect(page.locator(".alert-error")).to_be_visible()
 
 
+def open_account(page, site: Site) -> None:
+    """The user's own account page, reached signed out: the sign-in brings the browser back to it."""
+    page.goto(f"{site.url}/account/{CLIENT}")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", USER_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.url}/account/{CLIENT}")
+    expect(page.locator("h1")).to_have_text("Your account")
+
+
+def open_account_with_errors(page, site: Site) -> None:
+    """The account page after a refused password change: the errors next to their fields."""
+    open_account(page, site)
+    page.fill("#current_password", "not the password")
+    page.fill("#password", "a new long password")
+    page.fill("#password_confirm", "another one")
+    page.click("button:text('Change password')")
+    expect(page.locator(".field-error")).to_have_text("The passwords differ.")
+
+
 HOSTED: dict[str, Callable] = {
     "login": open_login,
     "consent": open_consent,
     "logout-confirmation": open_logout_confirmation,
     "logged-out": open_logged_out,
     "error": open_error,
+    "account": open_account,
+    "account-errors": open_account_with_errors,
 }
 
 
@@ -330,3 +352,11 @@ def test_console_page_contrast_in_dark_mode(console_pages, site, name):
         assert not violations, f"{page.url}:\n{report(violations)}"
     finally:
         page.emulate_media(color_scheme="light")
+
+
+@pytest.mark.parametrize("name", ["account", "account-errors"])
+def test_account_page_contrast_in_dark_mode(fresh_page, site, name):
+    page = fresh_page(DESKTOP, color_scheme="dark")
+    HOSTED[name](page, site)
+    violations = blocking_violations(page, rules=["color-contrast"])
+    assert not violations, f"{page.url}:\n{report(violations)}"
