@@ -401,8 +401,12 @@ def _send_link(client_id: str, username: str, send, sent: str):
         problem, status = str(exc) or "This server sends no mail (AUTHGATE_SMTP_URL is not set).", 503
     except mail.MailFailed as exc:
         problem, status = str(exc), 502
-    except ValidationError:
-        problem, status = f"{user.username} has no email address to send a link to.", INVALID
+    except ValidationError as exc:
+        if exc.field == "email":
+            problem = f"{user.username} has no email address to send a link to."
+        else:
+            problem = f"{exc.reason}."  # it starts with the username, which keeps its case
+        status = INVALID
     else:
         flash(sent.format(email=user.email), "success")
         return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))

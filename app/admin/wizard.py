@@ -109,6 +109,10 @@ def check_step(number: int, draft: dict, editing: bool) -> dict[str, str]:
     clean = client_service.validate_fields({name: draft[name] for name in fields}, errors)
     if "client_id" in clean:
         errors.check("client_id", client_service.check_available, clean["client_id"])
+    if editing and "default_roles" in clean:
+        errors.check(
+            "default_roles", client_service.check_default_roles_exist, draft["client_id"], clean["default_roles"]
+        )
     try:
         client_service.validate_client(draft)
     except ValidationError as exc:

@@ -298,6 +298,13 @@ def usage(client: Client) -> dict[str, int]:
     return {"users": users or 0, "roles": roles or 0}
 
 
+def check_default_roles_exist(client_id: str, value) -> None:
+    """Refuse names that are none of the client's roles: an existing client's defaults are chosen, not made."""
+    from app.services.roles import check_roles_exist
+
+    check_roles_exist(get_client(client_id), check_default_roles(value))
+
+
 def default_roles(client: Client) -> list[str]:
     from app.services.roles import default_role_names
 

@@ -69,6 +69,14 @@ def default_role_names(client: Client) -> list[str]:
     return list(db.session.scalars(query))
 
 
+def check_roles_exist(client: Client, names: list[str]) -> None:
+    """Refuse a name that is none of the client's roles (whatever its case), naming the field `default_roles`."""
+    known = {role.name.lower() for role in list_roles(client)}
+    for name in names:
+        if name.lower() not in known:
+            raise ValidationError("default_roles", f"client {client.client_id!r} has no role {name!r}")
+
+
 def set_default_roles(client: Client, names: list[str], create_missing: bool = False) -> None:
     """Make exactly these roles the client's defaults, in the caller's transaction.
 
@@ -77,12 +85,12 @@ def set_default_roles(client: Client, names: list[str], create_missing: bool = F
     is refused rather than becoming a new role.
     """
     roles = {role.name.lower(): role for role in list_roles(client)}
+    if not create_missing:
+        check_roles_exist(client, names)
     wanted = set()
     for name in names:
         role = roles.get(name.lower())
         if role is None:
-            if not create_missing:
-                raise ValidationError("default_roles", f"client {client.client_id!r} has no role {name!r}")
             role = Role(client_pk=client.id, name=name, description="")
             db.session.add(role)
             roles[name.lower()] = role

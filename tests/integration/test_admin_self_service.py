@@ -156,6 +156,10 @@ def test_editing_in_the_wizard_keeps_the_settings_and_needs_existing_roles(admin
     assert '<input type="hidden" name="default_roles" value="ROLE_MEMBER">' in page
     assert "Each must be one of the client's roles" in text(wizard(admin, 4, "goto:4", url, client_id="shop"))
 
+    early = wizard(admin, 4, "next", url, client_id="shop", name="Shop", default_roles="ROLE_TYPO")
+    assert early.status_code == 422 and 'name="step" value="4"' in text(early)
+    assert "has no role &#39;ROLE_TYPO&#39;." in text(early)
+
     unknown = wizard(
         admin,
         5,
@@ -294,6 +298,17 @@ def test_a_user_without_an_email_gets_no_buttons_and_a_post_says_why(admin, make
     assert "Send password reset link" not in page and "Add an email address under Profile" in page
     response = post(admin, "/admin/clients/shop/users/carol/send-reset")
     assert response.status_code == 422 and "carol has no email address to send a link to." in text(response)
+    assert mailbox.messages == []
+
+
+def test_a_disabled_user_gets_no_link(admin, bob, mailbox):
+    user_service.set_enabled("shop", "bob", False)
+    page = text(admin.get("/admin/clients/shop/users/bob"))
+    assert "Send password reset link" not in page and "enable the account to send" in page
+    for action in ("send-reset", "send-verification"):
+        response = post(admin, f"/admin/clients/shop/users/bob/{action}")
+        assert response.status_code == 422
+        assert "bob is disabled; enable the account before sending a link." in text(response)
     assert mailbox.messages == []
 
 
