@@ -77,6 +77,18 @@ class RolesForm(ConsoleForm):
     roles = SelectMultipleField("Roles", validate_choice=False)
 
 
+class SelfServiceForm(ConsoleForm):
+    """A client's self-service settings, on its page; named as the service names them."""
+
+    allow_registration = BooleanField("Let people register")
+    require_verified_email = BooleanField("Require a verified email to sign in")
+    default_roles = SelectMultipleField("Default roles", validate_choice=False)
+
+
+class MailForm(ConsoleForm):
+    """A button on the user page that emails the user a link (verification or password reset)."""
+
+
 class EnabledForm(ConsoleForm):
     enabled = HiddenField()
 
@@ -197,12 +209,15 @@ STEPS = (
             "token_format",
             "signing_alg",
             "require_consent",
+            "allow_registration",
+            "require_verified_email",
+            "default_roles",
         ),
     ),
 )
 REVIEW = len(STEPS) + 1
 LIST_FIELDS = ("token_endpoint_auth_methods", "grant_types", "redirect_uris", "post_logout_redirect_uris", "scopes")
-FLAG_FIELDS = ("require_pkce", "require_consent")
+FLAG_FIELDS = ("require_pkce", "require_consent", "allow_registration", "require_verified_email")
 # Settings that mean something only with a grant type: the wizard leaves them out without it
 # (a machine-to-machine client has no refresh tokens, no PKCE and no consent screen).
 NEEDS_GRANT = {
@@ -210,6 +225,9 @@ NEEDS_GRANT = {
     "refresh_token_max_lifetime": "refresh_token",
     "require_pkce": "authorization_code",
     "require_consent": "authorization_code",
+    "allow_registration": "authorization_code",
+    "require_verified_email": "authorization_code",
+    "default_roles": "authorization_code",
 }
 
 
@@ -235,6 +253,9 @@ LABELS = {
     "token_format": "Token format",
     "signing_alg": "Signing algorithm",
     "require_consent": "Consent",
+    "allow_registration": "Self-registration",
+    "require_verified_email": "Verified email",
+    "default_roles": "Default roles",
 }
 
 AUTH_METHOD_TEXT = described(

@@ -8,6 +8,7 @@ from app.admin.forms import (
     ConfirmForm,
     ConsoleForm,
     EnabledForm,
+    MailForm,
     PasswordForm,
     ProfileForm,
     RoleForm,
@@ -17,7 +18,7 @@ from app.admin.forms import (
 )
 from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import PER_PAGE, client_or_404, page_number
-from app.services import NotFound, ValidationError, committed, guard
+from app.services import NotFound, ValidationError, committed, guard, mail, selfservice
 from app.services import clients as client_service
 from app.services import identities as identity_service
 from app.services import idps as idp_service
@@ -237,9 +238,13 @@ def locks_self_out(client, user, enabled: bool = True, roles: list[str] | None =
     return None
 
 
-def user_page(client, user, submitted=None, notice=None, status=200):
-    """The user's page; `submitted` is the form just posted (with its errors), the others start fresh."""
+def user_page(client, user, submitted=None, notice=None, status=200, problem=None):
+    """The user's page; `submitted` is the form just posted (with its errors), the others start fresh.
+
+    `problem` is why an emailed link could not be sent, shown in the Email panel.
+    """
     forms = {
+        "email_panel": MailForm(formdata=None),
         "profile": ProfileForm(formdata=None, obj=user),
         "password_panel": PasswordForm(formdata=None),
         "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
@@ -264,6 +269,9 @@ def user_page(client, user, submitted=None, notice=None, status=200):
         sign_in_methods=identity_service.sign_in_methods(user),
         signed_in=session_service.overview(client, user),
         stranded=cannot_sign_in(client, user),
+        mail_off=mail.unavailable_reason(),
+        pending_email=selfservice.pending_email(user),
+        problem=problem,
     )
 
 
@@ -370,6 +378,55 @@ def user_password(client_id, username):
             message = "Password removed: only social login remains." if password is None else "Password set."
             return saved(client, user, "password_panel", message)
     return user_page(client, user, {"password_panel": form}, status=INVALID)
+
+
+def _send_link(client_id: str, username: str, send, sent: str):
+    """Email the user a link with `send(client, user)`; on success say `sent`, else say why on the page."""
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    if not MailForm().validate_on_submit():
+        abort(400)
+    headers = {}
+    try:
+        send(client, user)
+    except guard.Throttled as exc:
+        minutes = (exc.retry_after + 59) // 60
+        problem = (
+            f"Too many emails went to {user.username} in the last hour; "
+            f"try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+        status = 429
+        headers["Retry-After"] = str(exc.retry_after)
+    except mail.MailUnavailable as exc:
+        problem, status = str(exc) or "This server sends no mail (AUTHGATE_SMTP_URL is not set).", 503
+    except mail.MailFailed as exc:
+        problem, status = str(exc), 502
+    except ValidationError as exc:
+        if exc.field == "email":
+            problem = f"{user.username} has no email address to send a link to."
+        else:
+            problem = f"{exc.reason}."  # it starts with the username, which keeps its case
+        status = INVALID
+    else:
+        flash(sent.format(email=user.email), "success")
+        return see_other(url_for("admin.user_detail", client_id=client.client_id, username=user.username))
+    response, _ = user_page(client, user, problem=problem)
+    return response, status, headers
+
+
+@bp.post("/clients/<client_id>/users/<username>/send-verification")
+def user_send_verification(client_id, username):
+    return _send_link(
+        client_id,
+        username,
+        lambda client, user: selfservice.send_verification(client, user),
+        "Sent a verification link to {email}.",
+    )
+
+
+@bp.post("/clients/<client_id>/users/<username>/send-reset")
+def user_send_reset(client_id, username):
+    return _send_link(client_id, username, selfservice.send_reset_link, "Sent a password reset link to {email}.")
 
 
 @bp.route("/clients/<client_id>/users/<username>/delete", methods=["GET", "POST"])

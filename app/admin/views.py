@@ -3,12 +3,13 @@
 from flask import abort, current_app, flash, request, url_for
 
 from app.admin import bp
-from app.admin.forms import ConfirmForm, ConsoleForm, RevokeKeyForm, RotateKeysForm, show_errors
-from app.admin.ui import INVALID, duration, hand_over_secret, page, see_other, take_secret, utc
-from app.services import NotFound, ValidationError, audit
+from app.admin.forms import ConfirmForm, ConsoleForm, RevokeKeyForm, RotateKeysForm, SelfServiceForm, show_errors
+from app.admin.ui import INVALID, duration, hand_over_secret, is_htmx, page, see_other, take_secret, utc
+from app.services import NotFound, ValidationError, audit, mail
 from app.services import clients as client_service
 from app.services import idps as idp_service
 from app.services import keys as key_service
+from app.services import roles as role_service
 
 PER_PAGE = 25
 
@@ -47,6 +48,7 @@ def dashboard():
         sign_ins=audit.recent_with_clients((audit.LOGIN_SUCCEEDED,), limit=8),
         failures=audit.recent_with_clients((audit.LOGIN_FAILED,), limit=8),
         issuer=current_app.config["AUTHGATE_ISSUER"],
+        mail_off=mail.unavailable_reason(),
     )
 
 
@@ -66,19 +68,65 @@ def clients():
     )
 
 
-@bp.get("/clients/<client_id>")
-def client_detail(client_id):
-    client = client_or_404(client_id)
+def self_service_form(client) -> SelfServiceForm:
+    """The client's self-service settings as they are now."""
+    form = SelfServiceForm(
+        formdata=None,
+        allow_registration=client.allow_registration,
+        require_verified_email=client.require_verified_email,
+        default_roles=client_service.default_roles(client),
+    )
+    form.default_roles.choices = [role.name for role in role_service.list_roles(client)]
+    return form
+
+
+def client_page(client, form=None, notice=None, status=200):
+    """The client's page; `form` is the self-service settings just posted (with its errors)."""
     return page(
         "admin/client_detail.html",
+        ("self_service",),
+        status=status,
         client=client,
         secret=take_secret(client.client_id),
+        self_service=form or self_service_form(client),
+        notice=notice,
+        descriptions={role.name: role.description for role in role_service.list_roles(client)},
+        mail_off=mail.unavailable_reason(),
         usage=client_service.usage(client),
         providers=idp_service.list_providers(client),
         needs_secret=client_service.needs_secret(client.token_endpoint_auth_methods),
         issuer=current_app.config["AUTHGATE_ISSUER"],
         console=client.client_id == client_service.CONSOLE_CLIENT_ID,
     )
+
+
+@bp.get("/clients/<client_id>")
+def client_detail(client_id):
+    return client_page(client_or_404(client_id))
+
+
+@bp.post("/clients/<client_id>/self-service")
+def client_self_service(client_id):
+    client = client_or_404(client_id)
+    form = SelfServiceForm()
+    form.default_roles.choices = [role.name for role in role_service.list_roles(client)]
+    if form.validate_on_submit():
+        try:
+            client, _ = client_service.update_client(
+                client.client_id,
+                allow_registration=form.allow_registration.data,
+                require_verified_email=form.require_verified_email.data,
+                default_roles=form.default_roles.data or [],
+            )
+        except ValidationError as exc:
+            show_errors(form, exc, fallback="default_roles")
+        else:
+            message = "Self-service settings saved."
+            if not is_htmx():
+                flash(message, "success")
+                return see_other(url_for("admin.client_detail", client_id=client.client_id))
+            return client_page(client, notice=message)
+    return client_page(client, form, status=INVALID)
 
 
 @bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])

@@ -29,7 +29,7 @@ from app.admin.forms import (
 )
 from app.admin.ui import INVALID, hand_over_secret, page, see_other
 from app.capabilities import STANDARD_SCOPES
-from app.services import Errors, ValidationError
+from app.services import Errors, ValidationError, mail
 from app.services import clients as client_service
 
 TEMPLATE = "admin/client_wizard.html"
@@ -41,7 +41,13 @@ ADDABLE = ("redirect_uris", "post_logout_redirect_uris", "scopes")
 # --- the draft: every field as the form holds it (strings and lists of strings) ---------
 
 
+# The draft holds the client's fields and its default roles (names, as typed: space or comma separated).
+DRAFT_FIELDS = (*client_service.FIELDS, "default_roles")
+
+
 def _form_value(name: str, value):
+    if name == "default_roles":
+        return " ".join(value or [])
     if name in LIST_FIELDS:
         return [str(v) for v in value or []]
     if name in FLAG_FIELDS:
@@ -52,17 +58,19 @@ def _form_value(name: str, value):
 
 
 def blank_draft() -> dict:
-    values = {"client_id": "", "name": "", **client_service.DEFAULTS}
-    return {name: _form_value(name, values[name]) for name in client_service.FIELDS}
+    values = {"client_id": "", "name": "", **client_service.DEFAULTS, "default_roles": []}
+    return {name: _form_value(name, values[name]) for name in DRAFT_FIELDS}
 
 
 def draft_of(client) -> dict:
-    return {name: _form_value(name, getattr(client, name)) for name in client_service.FIELDS}
+    values = {name: getattr(client, name) for name in client_service.FIELDS}
+    values["default_roles"] = client_service.default_roles(client)
+    return {name: _form_value(name, values[name]) for name in DRAFT_FIELDS}
 
 
 def read_draft(form) -> dict:
     draft = {}
-    for name in client_service.FIELDS:
+    for name in DRAFT_FIELDS:
         if name in LIST_FIELDS:
             draft[name] = [v.strip() for v in form.getlist(name) if v.strip()]
         elif name in FLAG_FIELDS:
@@ -101,6 +109,10 @@ def check_step(number: int, draft: dict, editing: bool) -> dict[str, str]:
     clean = client_service.validate_fields({name: draft[name] for name in fields}, errors)
     if "client_id" in clean:
         errors.check("client_id", client_service.check_available, clean["client_id"])
+    if editing and "default_roles" in clean:
+        errors.check(
+            "default_roles", client_service.check_default_roles_exist, draft["client_id"], clean["default_roles"]
+        )
     try:
         client_service.validate_client(draft)
     except ValidationError as exc:
@@ -202,6 +214,7 @@ def render(draft: dict, step: int, reached: int, errors: dict, client=None, stat
         signing_algs=SIGNING_ALG_TEXT,
         labels=LABELS,
         left_out=not_applicable(draft["grant_types"], errors),
+        mail_off=mail.unavailable_reason(),
     )
 
 

@@ -17,30 +17,62 @@ def _jwks_value(value):
     return value
 
 
-@clients_cli.command("create")
-@click.option("--client-id", required=True, help="Slug the application identifies itself with.")
-@click.option("--name", required=True)
-@click.option("--description")
-@click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(capabilities.GRANT_TYPES))
-@click.option("--redirect-uri", "redirect_uris", multiple=True)
-@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
-@click.option("--scope", "scopes", multiple=True, help="Space-separated; may be repeated.")
-@click.option("--auth-method", "auth_methods", multiple=True, type=click.Choice(capabilities.AUTH_METHODS))
-@click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
-@click.option("--token-format", type=click.Choice(capabilities.TOKEN_FORMATS))
-@click.option("--signing-alg", type=click.Choice(capabilities.SIGNING_ALGS))
-@click.option("--require-pkce/--no-require-pkce", default=None)
-@click.option("--require-consent/--no-require-consent", default=None)
-@click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400).")
-@click.option("--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives.")
-@click.option(
-    "--refresh-token-max-lifetime", type=int, help="Seconds (300 to 31536000) a refresh-token family lives at most."
-)
-@click.option("--jwks", help="Public JWK Set for private_key_jwt (JSON, or @file).")
-@json_option
-@service_errors
-def clients_create(public, auth_methods, as_json, jwks, **options):
-    """Register a client; its secret is printed once."""
+def setting_options(func):
+    """The options for a client's settings that `clients create` and `clients update` share."""
+    options = [
+        click.option("--description"),
+        click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(capabilities.GRANT_TYPES)),
+        click.option(
+            "--redirect-uri", "redirect_uris", multiple=True, help="May be repeated; on update, replaces them."
+        ),
+        click.option(
+            "--post-logout-redirect-uri",
+            "post_logout_redirect_uris",
+            multiple=True,
+            help="May be repeated; on update, replaces them.",
+        ),
+        click.option("--scope", "scopes", multiple=True, help="Space-separated; may be repeated."),
+        click.option("--auth-method", "auth_methods", multiple=True, type=click.Choice(capabilities.AUTH_METHODS)),
+        click.option("--public", is_flag=True, help="A public client (no secret; PKCE required)."),
+        click.option("--token-format", type=click.Choice(capabilities.TOKEN_FORMATS)),
+        click.option("--signing-alg", type=click.Choice(capabilities.SIGNING_ALGS)),
+        click.option("--require-pkce/--no-require-pkce", default=None),
+        click.option("--require-consent/--no-require-consent", default=None),
+        click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400)."),
+        click.option(
+            "--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives."
+        ),
+        click.option(
+            "--refresh-token-max-lifetime",
+            type=int,
+            help="Seconds (300 to 31536000) a refresh-token family lives at most.",
+        ),
+        click.option("--jwks", help="Public JWK Set for private_key_jwt (JSON, or @file)."),
+        click.option(
+            "--allow-registration/--no-allow-registration",
+            default=None,
+            help="Let people create their own account on the sign-in page (needs mail; default off).",
+        ),
+        click.option(
+            "--require-verified-email/--no-require-verified-email",
+            default=None,
+            help="Refuse sign-in until the user's email address is verified (default off).",
+        ),
+        click.option(
+            "--default-role",
+            "default_roles",
+            multiple=True,
+            help="A role self-registered users get; may be repeated. On create, a missing role is created; "
+            "on update, it must exist and the list replaces the defaults.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(options: dict, public: bool, auth_methods, jwks) -> dict:
+    """The service's fields from the options that were given (unset options change nothing)."""
     if public and auth_methods and list(auth_methods) != ["none"]:
         fail("--public cannot be combined with --auth-method other than none")
     fields = {k: v for k, v in options.items() if v not in (None, ())}
@@ -50,11 +82,23 @@ def clients_create(public, auth_methods, as_json, jwks, **options):
         fields["token_endpoint_auth_methods"] = list(auth_methods)
     if jwks:
         fields["jwks"] = _jwks_value(jwks)
-    for name in ("grant_types", "redirect_uris", "post_logout_redirect_uris"):
+    for name in ("grant_types", "redirect_uris", "post_logout_redirect_uris", "default_roles"):
         if name in fields:
             fields[name] = list(fields[name])
     if "scopes" in fields:
         fields["scopes"] = " ".join(fields["scopes"])
+    return fields
+
+
+@clients_cli.command("create")
+@click.option("--client-id", required=True, help="Slug the application identifies itself with.")
+@click.option("--name", required=True)
+@setting_options
+@json_option
+@service_errors
+def clients_create(public, auth_methods, as_json, jwks, **options):
+    """Register a client; its secret is printed once."""
+    fields = settings_from(options, public, auth_methods, jwks)
     client, secret = client_service.create_client(**fields)
     if as_json:
         out = {"client_id": client.client_id}
@@ -70,24 +114,29 @@ def clients_create(public, auth_methods, as_json, jwks, **options):
 @clients_cli.command("update")
 @click.argument("client_id")
 @click.option("--name")
-@click.option("--description")
-@click.option("--access-token-lifetime", type=int, help="Seconds (60 to 86400).")
-@click.option("--refresh-token-lifetime", type=int, help="Idle timeout: seconds (300 to 7776000) each rotation lives.")
-@click.option(
-    "--refresh-token-max-lifetime", type=int, help="Seconds (300 to 31536000) a refresh-token family lives at most."
-)
+@setting_options
+@click.option("--no-default-roles", is_flag=True, help="Self-registered users get no role.")
 @json_option
 @service_errors
-def clients_update(client_id, as_json, **options):
-    """Change a client's name, description or token lifetimes; families already issued keep their end."""
-    changes = {k: v for k, v in options.items() if v is not None}
+def clients_update(client_id, public, auth_methods, as_json, jwks, no_default_roles, **options):
+    """Change a client's settings; only the options given change (families already issued keep their end)."""
+    changes = settings_from(options, public, auth_methods, jwks)
+    if no_default_roles:
+        if "default_roles" in changes:
+            fail("--no-default-roles cannot be combined with --default-role")
+        changes["default_roles"] = []
     if not changes:
         fail("nothing to change: give at least one option")
-    client, _ = client_service.update_client(client_id, **changes)
+    client, secret = client_service.update_client(client_id, **changes)
     if as_json:
-        emit_json(client_service.to_dict(client))
-    else:
-        click.echo(f"Updated client {client.client_id}: {', '.join(sorted(changes))}.")
+        data = client_service.to_dict(client)
+        if secret:
+            data["client_secret"] = secret
+        emit_json(data)
+        return
+    click.echo(f"Updated client {client.client_id}: {', '.join(sorted(changes))}.")
+    if secret:
+        click.echo(f"Client secret (shown once; store it now): {secret}")
 
 
 @clients_cli.command("list")

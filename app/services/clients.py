@@ -152,6 +152,12 @@ def check_jwks(value) -> dict | None:
     return value
 
 
+def check_default_roles(value) -> list[str]:
+    from app.services.roles import check_role_names
+
+    return check_role_names(value)
+
+
 VALIDATORS = {
     "client_id": check_client_id,
     "name": check_name,
@@ -171,6 +177,8 @@ VALIDATORS = {
     "jwks": check_jwks,
     "allow_registration": check_bool,
     "require_verified_email": check_bool,
+    # Not a column: the client's roles marked `is_default`, given to users who register themselves.
+    "default_roles": check_default_roles,
 }
 
 
@@ -290,14 +298,32 @@ def usage(client: Client) -> dict[str, int]:
     return {"users": users or 0, "roles": roles or 0}
 
 
+def check_default_roles_exist(client_id: str, value) -> None:
+    """Refuse names that are none of the client's roles: an existing client's defaults are chosen, not made."""
+    from app.services.roles import check_roles_exist
+
+    check_roles_exist(get_client(client_id), check_default_roles(value))
+
+
+def default_roles(client: Client) -> list[str]:
+    from app.services.roles import default_role_names
+
+    return default_role_names(client)
+
+
 def audited(client: Client) -> dict:
     """The client's settings as the audit log compares them; the secret's hash stands for the secret."""
-    return {**{name: getattr(client, name) for name in FIELDS}, "client_secret": client.secret_hash}
+    return {
+        **{name: getattr(client, name) for name in FIELDS},
+        "default_roles": default_roles(client),
+        "client_secret": client.secret_hash,
+    }
 
 
 def to_dict(client: Client) -> dict:
     """The client as a script would want it; never the secret or its hash."""
     data = {name: getattr(client, name) for name in FIELDS}
+    data["default_roles"] = default_roles(client)
     data["public"] = client.is_public
     data["created_at"] = client.created_at.isoformat()
     return data
@@ -307,8 +333,15 @@ def to_dict(client: Client) -> dict:
 
 
 def create_client(**fields) -> tuple[Client, str | None]:
-    """Register a client; return it with its secret, which is shown only now."""
+    """Register a client; return it with its secret, which is shown only now.
+
+    `default_roles` names the roles self-registered users get; those that do not exist yet are
+    created with the client.
+    """
+    from app.services.roles import set_default_roles
+
     clean = validate_client(fields)
+    defaults = clean.pop("default_roles", [])
     with transaction(conflict=lambda: check_available(clean["client_id"])):
         check_available(clean["client_id"])
         client = Client(**clean)
@@ -319,12 +352,19 @@ def create_client(**fields) -> tuple[Client, str | None]:
             client.secret_rotated_at = datetime.now(UTC)
         db.session.add(client)
         db.session.flush()
+        if defaults:
+            set_default_roles(client, defaults, create_missing=True)
         audit.record(audit.CLIENT_CREATED, client=client, changes=audit.changes({}, audited(client), UNSHOWN))
     return client, secret
 
 
 def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
-    """Change a client's settings; return a new secret if it now needs one and had none."""
+    """Change a client's settings; return a new secret if it now needs one and had none.
+
+    `default_roles` replaces the client's default roles; each must be one of its roles already.
+    """
+    from app.services.roles import set_default_roles
+
     if "client_id" in changes and changes["client_id"] != client_id:
         raise ValidationError("client_id", "cannot be changed; applications already use it")
     with transaction():
@@ -332,6 +372,8 @@ def update_client(client_id: str, /, **changes) -> tuple[Client, str | None]:
         before = audited(client)
         current = {name: getattr(client, name) for name in FIELDS}
         clean = validate_client({**current, **changes})
+        if "default_roles" in clean:
+            set_default_roles(client, clean.pop("default_roles"))
         for name, value in clean.items():
             setattr(client, name, value)
         secret = None

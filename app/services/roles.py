@@ -8,6 +8,7 @@ from app.extensions import db
 from app.models import Client, Role, User, UserRole
 from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.clients import CONSOLE_ADMIN_ROLE, CONSOLE_CLIENT_ID, get_client
+from app.services.validation import as_list
 
 ROLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 
@@ -22,6 +23,22 @@ def check_role_name(value) -> str:
             "must start with a letter and use up to 64 letters, digits, '_', '.', ':' or '-' (for example ROLE_ADMIN)",
         )
     return value
+
+
+def check_role_names(value) -> list[str]:
+    """A list of role names (a list, or one string of comma- or space-separated names), each checked
+    like a new role's; a name repeated in another case counts once, as the database would have it."""
+    names: dict[str, str] = {}
+    for name in as_list(value):
+        try:
+            check_role_name(name)
+        except ValidationError:
+            raise ValidationError(
+                "value",
+                f"{name!r} is not a role name: use a letter, then up to 63 letters, digits, '_', '.', ':' or '-'",
+            ) from None
+        names.setdefault(name.lower(), name)
+    return list(names.values())
 
 
 def check_description(value) -> str:
@@ -44,6 +61,44 @@ def get_role(client: Client, name: str) -> Role:
 
 def list_roles(client: Client) -> list[Role]:
     return list(db.session.scalars(sa.select(Role).where(Role.client_pk == client.id).order_by(Role.name)))
+
+
+def default_role_names(client: Client) -> list[str]:
+    """The roles a self-registered user of the client gets, by name."""
+    query = sa.select(Role.name).where(Role.client_pk == client.id, Role.is_default.is_(True)).order_by(Role.name)
+    return list(db.session.scalars(query))
+
+
+def check_roles_exist(client: Client, names: list[str]) -> None:
+    """Refuse a name that is none of the client's roles (whatever its case), naming the field `default_roles`."""
+    known = {role.name.lower() for role in list_roles(client)}
+    for name in names:
+        if name.lower() not in known:
+            raise ValidationError("default_roles", f"client {client.client_id!r} has no role {name!r}")
+
+
+def set_default_roles(client: Client, names: list[str], create_missing: bool = False) -> None:
+    """Make exactly these roles the client's defaults, in the caller's transaction.
+
+    A name is matched whatever its case. A role that does not exist is created when the client is
+    being registered (`create_missing`); later a name must be one of the client's roles, so a typo
+    is refused rather than becoming a new role.
+    """
+    roles = {role.name.lower(): role for role in list_roles(client)}
+    if not create_missing:
+        check_roles_exist(client, names)
+    wanted = set()
+    for name in names:
+        role = roles.get(name.lower())
+        if role is None:
+            role = Role(client_pk=client.id, name=name, description="")
+            db.session.add(role)
+            roles[name.lower()] = role
+            audit.record(audit.ROLE_CREATED, client=client, role=name, changes={})
+        wanted.add(role.name.lower())
+    for key, role in roles.items():
+        role.is_default = key in wanted
+    db.session.flush()
 
 
 def holders(role: Role) -> list[User]:

@@ -125,6 +125,12 @@ def _consume(token: str, purpose: str) -> tuple[LinkToken, User, Client]:
     return link, user, client
 
 
+def _check_enabled(user: User) -> None:
+    """A disabled user's link would not work (`peek` refuses it): say so instead of sending it."""
+    if not user.enabled:
+        raise ValidationError("user", f"{user.username} is disabled; enable the account before sending a link")
+
+
 def link_url(path: str, token: str, rid: str | None = None) -> str:
     url = f"{current_app.config['AUTHGATE_ISSUER']}/{path}/{token}"
     return url + (f"?rid={rid}" if rid else "")
@@ -143,6 +149,7 @@ def send_verification(client: Client, user: User, email: str | None = None, rid:
     address = email or user.email
     if not address:
         raise ValidationError("email", "is required to verify it")
+    _check_enabled(user)
     if not mail.available():
         raise mail.MailUnavailable(mail.unavailable_reason())
     guard.spend("mail", "AUTHGATE_MAIL_ACCOUNT_LIMIT", client.client_id, str(user.id))
@@ -272,6 +279,7 @@ def send_reset_link(client: Client, user: User) -> None:
     """The console's "send a reset link": at once, telling the admin if mail failed (MailFailed)."""
     if not user.email:
         raise ValidationError("email", "the user has no email address to send a link to")
+    _check_enabled(user)
     if not mail.available():
         raise mail.MailUnavailable(mail.unavailable_reason())
     with transaction():

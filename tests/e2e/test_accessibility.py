@@ -250,6 +250,23 @@ def path(url_path: str) -> Callable:
     return go
 
 
+def console_self_service_saved(page, site: Site) -> None:
+    """The client page's self-service panel after saving it (swapped in by HTMX, with its notice)."""
+    page.goto(f"{site.url}/admin/clients/{CLIENT}")
+    panel = page.locator("#self_service")
+    panel.locator("input[name=allow_registration]").check()
+    panel.locator("input[name=default_roles][value=ROLE_EDITOR]").check()
+    panel.locator("button[type=submit]").click()
+    expect(page.locator("#self_service .alert-success")).to_have_text("Self-service settings saved.")
+
+
+def console_reset_link_sent(page, site: Site) -> None:
+    """The user page after the console emailed a password reset link (to the log: no SMTP in tests)."""
+    page.goto(f"{site.url}/admin/clients/{CLIENT}/users/alice")
+    page.click("text=Send password reset link")
+    expect(page.locator(".alert-success").first).to_contain_text("Sent a password reset link to alice@example.com.")
+
+
 CONSOLE: dict[str, Callable] = {
     "dashboard": path("/admin/"),
     "clients": path("/admin/clients"),
@@ -265,6 +282,8 @@ CONSOLE: dict[str, Callable] = {
     "new-identity-provider": path(f"/admin/clients/{CLIENT}/identity-providers/new"),
     "new-github-provider": path(f"/admin/clients/{CLIENT}/identity-providers/new?type=github"),
     "identity-provider": path(f"/admin/clients/{CLIENT}/identity-providers/github"),
+    "console-self-service-saved": console_self_service_saved,
+    "console-reset-link-sent": console_reset_link_sent,
 }
 
 
