@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
-from app.models import Client, IdentityProvider, LinkToken, Role, User
+from app.models import Client, IdentityProvider, LinkToken, User
 from app.models.link import RESET_PASSWORD, VERIFY_EMAIL
 from app.services import NotFound, ServiceError, ValidationError, affected, audit, guard, identities, mail, transaction
 from app.services import users as user_service
 from app.services.client_cache import find_client
 from app.services.crypto import sha256_hex
+from app.services.roles import default_role_names
 
 LINK_PREFIX = "agl_"
 
@@ -46,11 +47,6 @@ def registration_open(client: Client) -> bool:
 
 def reset_available() -> bool:
     return mail.available()
-
-
-def default_roles(client: Client) -> list[str]:
-    query = sa.select(Role.name).where(Role.client_pk == client.id, Role.is_default.is_(True)).order_by(Role.name)
-    return list(db.session.scalars(query))
 
 
 # --- links -------------------------------------------------------------------------------------
@@ -226,7 +222,7 @@ def register(
         first_name=first_name,
         last_name=last_name,
         password=password,
-        roles=default_roles(client),
+        roles=default_role_names(client),
         event=audit.USER_REGISTERED,
     )
 
