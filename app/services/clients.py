@@ -12,6 +12,7 @@ from joserfc.jwk import KeySet, KeySetSerialization
 from app.capabilities import (
     AUTH_METHODS,
     GRANT_TYPES,
+    MFA_POLICIES,
     SECRET_AUTH_METHODS,
     SIGNING_ALGS,
     STANDARD_SCOPES,
@@ -66,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "jwks": None,
     "allow_registration": False,
     "require_verified_email": False,
+    "mfa_policy": "off",
 }
 FIELDS = ("client_id", "name", *DEFAULTS)
 # The audit log records only that these were set, changed or removed: the secret (by its hash) and
@@ -171,6 +173,7 @@ VALIDATORS = {
     "jwks": check_jwks,
     "allow_registration": check_bool,
     "require_verified_email": check_bool,
+    "mfa_policy": choice(MFA_POLICIES),
 }
 
 
