@@ -12,7 +12,6 @@ from joserfc.jwk import KeySet, KeySetSerialization
 from app.capabilities import (
     AUTH_METHODS,
     GRANT_TYPES,
-    MFA_POLICIES,
     SECRET_AUTH_METHODS,
     SIGNING_ALGS,
     STANDARD_SCOPES,
@@ -23,6 +22,7 @@ from app.models import Client, Role, User
 from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.client_cache import client_cache, find_client
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
+from app.services.mfa import check_policy
 from app.services.pagination import Page, like_pattern, paginate
 from app.services.validation import (
     as_list,
@@ -173,7 +173,7 @@ VALIDATORS = {
     "jwks": check_jwks,
     "allow_registration": check_bool,
     "require_verified_email": check_bool,
-    "mfa_policy": choice(MFA_POLICIES),
+    "mfa_policy": check_policy,
 }
 
 

@@ -70,8 +70,8 @@ class CodeRefused(ServiceError):
 
 
 def check_policy(value) -> str:
-    """Validate an MFA policy given by a form or the CLI (`off`, `optional` or `required`)."""
-    value = (value or "").strip().lower() if isinstance(value, str) else value
+    """Validate an MFA policy given by a form or the CLI (`off`, `optional` or `required`; blank is `off`)."""
+    value = (value or "off").strip().lower() if isinstance(value, str) else (value or "off")
     if value not in MFA_POLICIES:
         fail(f"must be one of {', '.join(MFA_POLICIES)}")
     return value
