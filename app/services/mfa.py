@@ -211,7 +211,7 @@ def qr_svg(uri: str) -> Markup:
     """The URI as a QR code in inline SVG: no script, no style attribute, so any CSP allows it."""
     out = io.BytesIO()
     segno.make(uri, error="m").save(
-        out, kind="svg", xmldecl=False, svgns=True, scale=5, border=2, dark="#000", light="#fff",
+        out, kind="svg", xmldecl=False, svgns=True, scale=5, border=4, omitsize=True, dark="#000", light="#fff",
         title="QR code of the authenticator app set-up", svgclass="qr-code", lineclass=None,
     )  # fmt: skip
     # segno's own markup: the URI is drawn as modules of a path, never written out as text.
