@@ -24,6 +24,7 @@ from app.auth import bp, browser, pending
 from app.auth.forms import no_nul
 from app.extensions import db
 from app.models import BrowserSession, Client, User
+from app.runtime import runtime
 from app.services import NotFound, ServiceError, ValidationError, committed, guard
 from app.services import mfa as mfa_service
 from app.services import passkeys as passkey_service
@@ -219,6 +220,10 @@ def _challenge(purpose: str) -> bytes | None:
     """The challenge of this ceremony, used up: a second answer to it finds nothing."""
     ceremony = session.pop(CEREMONY, None)
     if not ceremony or ceremony["purpose"] != purpose or time.time() - ceremony["at"] >= CEREMONY_LIFETIME:
+        return None
+    # The cookie cannot forget what an old copy of it still holds: the guard's counters (shared by
+    # every worker through Redis) remember each challenge answered, so an answer cannot be replayed.
+    if runtime().guard.spend("passkey-challenge", 1, CEREMONY_LIFETIME, ceremony["challenge"]) is not None:
         return None
     return base64.urlsafe_b64decode(ceremony["challenge"])
 

@@ -365,3 +365,29 @@ def test_reset_factors_removes_everything(enrolled, app):
     flow = Flow(tenant)
     flow.password()
     assert flow.landed()
+
+
+def test_passkey_endpoints_refuse_a_forged_answer_and_a_second_use_of_a_challenge(make_tenant):
+    tenant = make_tenant(mfa_policy="optional")
+    flow = Flow(tenant)
+    assert "Sign in with a passkey" in flow.page.text
+    rid = re.search(r'name="rid" type="hidden" value="([^"]+)"', flow.page.text).group(1)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', flow.page.text).group(1)
+    headers = {"X-CSRFToken": csrf, "Referer": flow.page.url}
+    http, url = flow.browser.http, tenant.url
+
+    options = http.post(f"{url}/passkey/login/options?rid={rid}", json={}, headers=headers)
+    assert options.status_code == 200
+    assert options.json()["userVerification"] == "required" and options.json()["rpId"] == "127.0.0.1"
+    forged = {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+    answer = http.post(f"{url}/passkey/login?rid={rid}", json={"credential": forged}, headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]
+    again = http.post(f"{url}/passkey/login?rid={rid}", json={"credential": forged}, headers=headers)
+    assert again.status_code == 400 and "expired" in again.json()["error"]
+    # Without the CSRF header the ceremony does not even start.
+    assert http.post(f"{url}/passkey/login/options?rid={rid}", json={}).status_code == 400
+
+
+def test_no_passkey_button_where_second_factors_are_off(make_tenant):
+    tenant = make_tenant()
+    assert "Sign in with a passkey" not in Flow(tenant).page.text
