@@ -131,7 +131,8 @@ def _finish(client: Client, user: User, rid: str, half: dict, methods: list[str]
         mfa_service.step_up_session(client, user, current[0], amr)
         browser.mark_pending(rid, login_at=int(time.time()))
         return redirect(browser.resume_url(rid), 303)
-    return pending.finish_sign_in(client, user, rid, amr=amr, idp=half.get("idp"), **(half.get("detail") or {}))
+    detail = {**(half.get("detail") or {}), "second_factor": methods[0]}
+    return pending.finish_sign_in(client, user, rid, amr=amr, idp=half.get("idp"), **detail)
 
 
 # --- the second step -------------------------------------------------------------------------------

@@ -56,6 +56,13 @@ RECOVERY_CODE_USED = "recovery_code_used"
 VERIFY = "verify"
 ENROL = "enrol"
 
+# How the console and the CLI describe each policy.
+POLICY_TEXT = {
+    "off": "Off: only a password (or social login)",
+    "optional": "Optional: users may add an authenticator app or passkey, and are then asked for it",
+    "required": "Required: every user sets up a second factor at their next sign-in",
+}
+
 WRONG_CODE = "That code is not right. Enter the current code from your app, or a recovery code."
 
 
@@ -108,6 +115,11 @@ def requirement(client: Client, user: User, amr: list[str], acr_values: str | No
     if has_factor(user):
         return VERIFY
     return ENROL if wanted else None
+
+
+def should_nudge(client: Client, user: User) -> bool:
+    """Whether to remind the user (a console admin, on the dashboard) to add a second factor."""
+    return offered(client) and not has_factor(user)
 
 
 # --- what a user has ---------------------------------------------------------------------------

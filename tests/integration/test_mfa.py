@@ -391,3 +391,26 @@ def test_passkey_endpoints_refuse_a_forged_answer_and_a_second_use_of_a_challeng
 def test_no_passkey_button_where_second_factors_are_off(make_tenant):
     tenant = make_tenant()
     assert "Sign in with a passkey" not in Flow(tenant).page.text
+
+
+def test_migration_makes_an_existing_console_client_optional(tmp_path):
+    """Upgrading keeps every client's sign-in as it was, except the console's own, which offers second factors."""
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from app.extensions import db
+    from tests.helpers import make_app
+    from tests.unit.test_migrations import insert_client
+
+    app = make_app(f"sqlite:///{tmp_path / 'old.db'}")
+    with app.app_context():
+        upgrade(revision="0009")
+        conn = db.session.connection()
+        insert_client(conn, 1, "authgate-console")
+        insert_client(conn, 2, "shop")
+        db.session.commit()
+        upgrade()
+        rows = db.session.execute(sa.text("SELECT client_id, mfa_policy FROM clients ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("authgate-console", "optional"), ("shop", "off")]
+        db.session.remove()
+        db.engine.dispose()
