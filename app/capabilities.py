@@ -34,8 +34,17 @@ STANDARD_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
 CLAIMS = (
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "idp",
     "name", "given_name", "family_name", "preferred_username", "updated_at",
-    "email", "email_verified", "roles",
+    "email", "email_verified", "roles", "acr",
 )  # fmt: skip
+
+# Second factors per client: `off` never asks for one, `optional` asks users who enrolled one (and
+# any sign-in whose application asks for MFA), `required` makes every user enrol one.
+MFA_POLICIES = ("off", "optional", "required")
+# Authentication context classes (the ID token's `acr`, asked for with `acr_values`): a sign-in with
+# one factor, and one with two (password and a code or a passkey, or a passkey with user verification).
+ACR_1FA = "urn:authgate:acr:1fa"
+ACR_MFA = "urn:authgate:acr:mfa"
+ACR_VALUES = (ACR_1FA, ACR_MFA)
 
 # Upstream identity provider kinds (social login).
 IDP_KINDS = ("google", "github", "oidc")

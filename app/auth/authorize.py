@@ -8,13 +8,14 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
+    InteractionRequiredError,
     LoginRequiredError,
     RequestNotSupportedError,
     RequestURINotSupportedError,
 )
 from flask import current_app, redirect, request, url_for
 
-from app.auth import bp, browser
+from app.auth import bp, browser, mfa
 from app.auth.pending import error_page
 from app.capabilities import RESPONSE_MODES, RESPONSE_TYPES
 from app.extensions import authorization, csrf
@@ -160,6 +161,11 @@ def authorize():
             return _redirect_error(redirect_uri, LoginRequiredError(), state)
         rid = rid or browser.add_pending(query, client.client_id)
         return redirect(url_for("auth.login", rid=rid))
+
+    if (second_factor := mfa.step_up_needed(client, browser_session, user)) is not None:
+        if "none" in prompts:
+            return _redirect_error(redirect_uri, InteractionRequiredError(), state)
+        return mfa.step_up(second_factor, browser_session, user, rid or browser.add_pending(query, client.client_id))
 
     if pending and pending.get("denied"):
         browser.drop_pending(rid)

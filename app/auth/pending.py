@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from flask import redirect, render_template, request
 
-from app.auth import browser
+from app.auth import browser, mfa
 from app.models import Client, User
 from app.services import audit, guard, sessions
 from app.services.client_cache import cached_client
@@ -64,6 +64,8 @@ def turned_away(refusal: guard.Throttled | guard.Busy, retry_url: str):
 
 def finish_sign_in(client: Client, user: User, rid: str, amr: list[str], idp: str | None = None, **detail):
     """Record a successful sign-in, start its session, and send the browser back to its pending request."""
+    if (second_step := mfa.hold(client, user, rid, amr, idp, detail)) is not None:
+        return second_step
     # The event is committed with the session row: one transaction for the sign-in.
     audit.record(
         audit.LOGIN_SUCCEEDED, client=client, user=user, ip=request.remote_addr, method="fed" if idp else "pwd",

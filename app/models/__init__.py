@@ -13,6 +13,7 @@ from app.models.grant import (
 from app.models.idp import IdentityProvider, IdentityProviderRole, LinkedIdentity
 from app.models.key import ServerState, SigningKey
 from app.models.link import LinkToken
+from app.models.mfa import PasskeyCredential, RecoveryCode, TotpCredential
 from app.models.role import Role
 from app.models.user import User, UserRole
 
@@ -27,11 +28,14 @@ __all__ = [
     "IdentityProviderRole",
     "LinkToken",
     "LinkedIdentity",
+    "PasskeyCredential",
+    "RecoveryCode",
     "RefreshToken",
     "RevokedJti",
     "Role",
     "ServerState",
     "SigningKey",
+    "TotpCredential",
     "User",
     "UserRole",
 ]

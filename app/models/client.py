@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.capabilities import RESPONSE_TYPES, SIGNING_ALGS, TOKEN_FORMATS, sql_in
+from app.capabilities import MFA_POLICIES, RESPONSE_TYPES, SIGNING_ALGS, TOKEN_FORMATS, sql_in
 from app.extensions import Model
 from app.models._types import UTCDateTime, utcnow
 
@@ -41,6 +41,8 @@ class Client(Model, ClientMixin):
     allow_registration: Mapped[bool] = mapped_column(default=False)
     # ...and may sign in only once they have verified their email address.
     require_verified_email: Mapped[bool] = mapped_column(default=False)
+    # Second factors: off, optional (users may enrol one, and are asked for it) or required.
+    mfa_policy: Mapped[str] = mapped_column(sa.String(16), default="off")
     # The client's public keys for private_key_jwt authentication (a JWK Set).
     jwks: Mapped[dict | None] = mapped_column(sa.JSON)
     # SHA-256 of the secret; None for public clients.
@@ -52,6 +54,7 @@ class Client(Model, ClientMixin):
     __table_args__ = (
         sa.CheckConstraint(sql_in("token_format", TOKEN_FORMATS), name="token_format"),
         sa.CheckConstraint(sql_in("signing_alg", SIGNING_ALGS), name="signing_alg"),
+        sa.CheckConstraint(sql_in("mfa_policy", MFA_POLICIES), name="mfa_policy"),
     )
 
     @property

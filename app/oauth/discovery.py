@@ -5,6 +5,7 @@ from authlib.oidc import rpinitiated
 from authlib.oidc.discovery import OpenIDProviderMetadata
 
 from app.capabilities import (
+    ACR_VALUES,
     ASSERTION_ALGS,
     AUTH_METHODS,
     CLAIMS,
@@ -46,6 +47,7 @@ def metadata(issuer: str) -> dict:
         "code_challenge_methods_supported": list(CODE_CHALLENGE_METHODS),
         "prompt_values_supported": list(PROMPT_VALUES),
         "claims_supported": list(CLAIMS),
+        "acr_values_supported": list(ACR_VALUES),
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

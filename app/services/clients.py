@@ -22,6 +22,7 @@ from app.models import Client, Role, User
 from app.services import Errors, NotFound, ValidationError, audit, transaction
 from app.services.client_cache import client_cache, find_client
 from app.services.crypto import CLIENT_SECRET_PREFIX, matches_hash, new_secret, sha256_hex
+from app.services.mfa import check_policy
 from app.services.pagination import Page, like_pattern, paginate
 from app.services.validation import (
     as_list,
@@ -66,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "jwks": None,
     "allow_registration": False,
     "require_verified_email": False,
+    "mfa_policy": "off",
 }
 FIELDS = ("client_id", "name", *DEFAULTS)
 # The audit log records only that these were set, changed or removed: the secret (by its hash) and
@@ -179,6 +181,7 @@ VALIDATORS = {
     "require_verified_email": check_bool,
     # Not a column: the client's roles marked `is_default`, given to users who register themselves.
     "default_roles": check_default_roles,
+    "mfa_policy": check_policy,
 }
 
 

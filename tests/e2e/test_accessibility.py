@@ -6,6 +6,7 @@ page may be wider than the screen. A few pages are checked again in dark mode fo
 server and one browser serve the whole module; the console is signed in to once per viewport.
 """
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -74,6 +75,7 @@ def site(tmp_path_factory):
         )  # fmt: skip
         idps.create_provider(CLIENT, "github", upstream_client_id="upstream", client_secret="upstream secret")
         kid = keys.list_keys()[0].kid
+        set_up_mfa()
     yield Site(server.url, kid)
     server.stop()
 
@@ -194,6 +196,62 @@ def open_account_with_errors(page, site: Site) -> None:
     expect(page.locator(".field-error")).to_have_text("The passwords differ.")
 
 
+# Second factors: a client requiring them, bob who has none yet and carol with an authenticator app.
+MFA_CLIENT = "vault"
+MFA_RECOVERY_CODES: list[str] = []
+
+
+def set_up_mfa() -> None:
+    import pyotp
+
+    from app.services import clients, mfa, users
+
+    clients.create_client(client_id=MFA_CLIENT, name="The Vault", redirect_uris=[REDIRECT_URI], mfa_policy="required")
+    users.create_user(MFA_CLIENT, "bob", password=USER_PASSWORD, email="bob@example.com")
+    carol = users.create_user(MFA_CLIENT, "carol", password=USER_PASSWORD, email="carol@example.com")
+    vault = clients.get_client(MFA_CLIENT)
+    secret = mfa.start_totp(vault, carol)
+    MFA_RECOVERY_CODES.extend(mfa.confirm_totp(vault, carol, pyotp.TOTP(secret).now()))
+
+
+def mfa_authorize_url(site: Site) -> str:
+    """A request of its own: a sign-in that completes uses its nonce up, and a nonce is refused once used."""
+    return authorize_url(site, client_id=MFA_CLIENT).replace("&nonce=n&", f"&nonce={uuid.uuid4().hex}&")
+
+
+def mfa_password(page, site: Site, username: str) -> None:
+    page.goto(mfa_authorize_url(site))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", USER_PASSWORD)
+    page.click("button[type=submit]:has-text('Sign in')")
+
+
+def open_mfa_login(page, site: Site) -> None:
+    page.goto(mfa_authorize_url(site))
+    expect(page.locator("button:has-text('Sign in with a passkey')")).to_be_visible()
+
+
+def open_mfa_enrol(page, site: Site) -> None:
+    mfa_password(page, site, "bob")
+    expect(page.locator("svg.qr-code")).to_be_visible()
+
+
+def open_mfa_verify(page, site: Site) -> None:
+    mfa_password(page, site, "carol")
+    expect(page.locator("input[name=code]")).to_be_visible()
+
+
+def open_mfa_account(page, site: Site) -> None:
+    # Nothing listens at the redirect URI: answer for it, so the browser lands somewhere after the sign-in.
+    page.route("http://127.0.0.1:9/**", lambda route: route.fulfill(body="back at the application"))
+    open_mfa_verify(page, site)
+    page.fill("input[name=code]", MFA_RECOVERY_CODES.pop())
+    page.click("button[type=submit]")
+    page.wait_for_url("http://127.0.0.1:9/cb**")
+    page.goto(f"{site.url}/account/{MFA_CLIENT}/factors")
+    expect(page.locator("h2")).to_have_text("Second factors")
+
+
 HOSTED: dict[str, Callable] = {
     "login": open_login,
     "consent": open_consent,
@@ -202,6 +260,10 @@ HOSTED: dict[str, Callable] = {
     "error": open_error,
     "account": open_account,
     "account-errors": open_account_with_errors,
+    "mfa-login": open_mfa_login,
+    "mfa-enrol": open_mfa_enrol,
+    "mfa-verify": open_mfa_verify,
+    "mfa-account": open_mfa_account,
 }
 
 

@@ -13,6 +13,7 @@ from joserfc import jwt
 
 from app.models import AuthorizationCode, Client, RefreshToken, User
 from app.services.keys import keyring
+from app.services.mfa import acr_of
 from app.services.users import role_names
 
 
@@ -112,6 +113,7 @@ def id_token(client: Client, user: User, scope: str, sign_in: SignIn, access_tok
         claims["sid"] = sign_in.session_id
     if sign_in.amr:
         claims["amr"] = sign_in.amr
+    claims["acr"] = acr_of(sign_in.amr)
     if sign_in.idp:
         claims["idp"] = sign_in.idp
     at_hash = create_half_hash(access_token, alg) if access_token else None
