@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.auth import authorize, logout, social, views  # noqa: E402, F401  (registers the routes)
+from app.auth import authorize, logout, selfservice, social, views  # noqa: E402, F401  (registers the routes)
