@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from authlib.integrations.base_client import OAuthError
 
 from app.extensions import db
-from app.models import BrowserSession, LinkToken, Role, User
+from app.models import AuditEvent, BrowserSession, LinkToken, Role, User
+from app.services import users as user_service
 from tests.helpers import forms, query_of, verify_jwt
 from tests.integration.helpers import PASSWORD, REDIRECT_URI, exchange, run_code_flow, start
 from tests.mailbox import link_in, text_of
@@ -467,3 +468,16 @@ def test_the_pages_are_neither_cached_nor_leak_their_links_as_referrers(make_ten
     for response in (browser.get(f"/register?rid={rid}"), browser.get(f"/forgot?rid={rid}"), browser.get(link), verify):
         assert response.headers["Referrer-Policy"] == "no-referrer", response.url
         assert response.headers["Cache-Control"] == "no-store", response.url
+
+
+def test_a_social_sign_in_is_blocked_too_until_the_email_is_verified(social_tenant, fakes, mailbox):
+    from tests.social_fakes import social_sign_in
+
+    tenant = social_tenant(google={"link_verified_email": True}, github=None, require_verified_email=True)
+    assert social_sign_in(tenant, "google", fakes).landed_at_client  # links to alice, whose email is verified
+    user_service.update_user("web", "alice", email_verified=False)
+    blocked = social_sign_in(tenant, "google", fakes).page
+    assert blocked.status_code == 200 and "Verify your email address first" in blocked.text
+    assert sessions_of(user_named("alice")) == 1  # the first sign-in's only
+    event = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (event.kind, event.detail["reason"], event.detail["idp"]) == ("login_failed", "email_not_verified", "google")
