@@ -17,6 +17,7 @@ from app.models import Client, User
 from app.models.link import RESET_PASSWORD, VERIFY_EMAIL
 from app.services import ValidationError, committed, guard, mail
 from app.services import selfservice as service
+from app.services import users as user_service
 from app.services.client_cache import cached_client
 
 AMR_PASSWORD = ["pwd"]
@@ -55,6 +56,16 @@ def _closed(client: Client, what: str):
     )
 
 
+def _also_check(form, checks: dict) -> None:
+    """When the form's own checks failed, add the service's reasons for the other fields: all errors show at once."""
+    for name, check in checks.items():
+        if not form[name].errors and form[name].data:
+            try:
+                check(form[name].data)
+            except ValidationError as error:
+                show_errors(form, error)
+
+
 # --- registration -----------------------------------------------------------------------------
 
 
@@ -83,6 +94,12 @@ def register():
             show_errors(form, error)
         else:
             return _registered(client, user, rid)
+    elif form.is_submitted():
+        _also_check(form, {
+            "username": user_service.check_username,
+            "email": user_service.check_email,
+            "password": lambda password: user_service.check_password(password, form.username.data),
+        })  # fmt: skip
     return render_template("auth/register.html", form=form, client=client, login_url=url_for("auth.login", rid=rid))
 
 
@@ -248,6 +265,8 @@ def reset(token):
         else:
             browser.remember_done("reset", client)
             return redirect(url_for("auth.password_changed", rid=rid), 303)
+    elif form.is_submitted():
+        _also_check(form, {"password": lambda password: user_service.check_password(password, user.username)})
     return render_template("auth/reset.html", form=form, client=client, user=user)
 
 

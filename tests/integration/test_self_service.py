@@ -143,6 +143,16 @@ def test_a_link_opened_in_another_browser_verifies_without_a_way_back(make_tenan
     assert user_named("bob").email_verified
 
 
+def test_the_way_back_is_only_to_a_live_request_of_the_same_client(make_tenant, mailbox):
+    web = make_tenant(allow_registration=True, require_verified_email=True)
+    shop = make_tenant(client_id="shop", roles=())
+    browser, _, _ = register(web)
+    link = link_in(mailbox.wait_for("bob@example.com"))
+    _, _, shop_rid = login_page(shop, browser)
+    done = browser.submit(browser.get(link.split("?")[0] + f"?rid={shop_rid}"))
+    assert "Email address verified" in done.text and "Continue to" not in done.text
+
+
 def test_get_of_a_verify_link_changes_nothing(make_tenant, mailbox):
     tenant = make_tenant(allow_registration=True, require_verified_email=True)
     register(tenant)
@@ -236,6 +246,18 @@ def test_registration_needs_a_pending_request(make_tenant, mailbox):
     tenant = make_tenant(allow_registration=True)
     response = tenant.browser().get("/register")
     assert response.status_code == 400 and "Start from your application" in response.text
+
+
+def test_every_field_error_shows_at_once(make_tenant, mailbox):
+    tenant = make_tenant(allow_registration=True)
+    _, page, _ = register(tenant, username="", email="not-an-address", password="short")
+    errors = dict(re.findall(r'id="(\w+)-error">(.*?)</div>', page.text))
+    assert errors == {
+        "username": "Choose a username.",
+        "email": errors["email"],
+        "password": "Password must be at least 8 characters.",
+    }
+    assert errors["email"].startswith("Email is not a valid address")
 
 
 @pytest.mark.parametrize(
@@ -365,6 +387,18 @@ def test_an_unknown_account_gets_the_same_page_and_no_mail(app, make_tenant, mai
     mailbox.wait_for("alice@example.com")
     wait_for_outbox(app)
     assert [str(m["To"]) for m in mailbox.messages] == ["alice@example.com"]
+
+
+def test_a_short_new_password_is_named_even_when_the_repetition_differs(make_tenant, mailbox):
+    tenant = make_tenant()
+    browser, _, _ = forgot(tenant, "alice")
+    link = link_in(mailbox.wait_for("alice@example.com"))
+    page = browser.submit(browser.get(link), {"password": "short", "password_confirm": "other"})
+    errors = dict(re.findall(r'id="(\w+)-error">(.*?)</div>', page.text))
+    assert errors == {
+        "password": "New password must be at least 8 characters.",
+        "password_confirm": "The two passwords differ.",
+    }
 
 
 @pytest.mark.parametrize(
