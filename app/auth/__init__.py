@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from app.auth import account, authorize, logout, mfa, social, views  # noqa: E402, F401  (registers the routes)
+from app.auth import account, authorize, logout, mfa, selfservice, social, views  # noqa: E402, F401  (registers the routes)

@@ -122,3 +122,47 @@ def resume_url(rid: str) -> str:
         return next_path
     query = item["query"]
     return url_for("auth.authorize") + "?" + (query + "&" if query else "") + f"rid={rid}"
+
+
+# --- self-service: the account waiting for its email to be verified, and the last step done ------
+
+AWAITING = "awaiting_verification"
+DONE = "selfservice_done"
+AWAITING_LIFETIME = 1800
+
+
+def await_verification(client: Client, user: User, rid: str | None, why: str, **marks) -> None:
+    """Remember the account this browser just registered, or signed in as without a verified email.
+
+    Only a browser that proved the account (created it, or typed its password) gets this entry, so
+    only it can have the verification link sent again.
+    """
+    session[AWAITING] = {
+        "client_id": client.client_id, "user_id": user.id, "rid": rid, "why": why, "created": int(time.time()), **marks,
+    }  # fmt: skip
+
+
+def awaiting_verification() -> dict | None:
+    entry = session.get(AWAITING)
+    if not isinstance(entry, dict) or time.time() - entry.get("created", 0) >= AWAITING_LIFETIME:
+        return None
+    return entry
+
+
+def mark_awaiting(**marks) -> None:
+    entry = awaiting_verification()
+    if entry is not None:
+        session[AWAITING] = {**entry, **marks}
+
+
+def remember_done(what: str, client: Client) -> None:
+    """Remember what a link just did (for the page the browser is sent to next)."""
+    session[DONE] = {"what": what, "client_id": client.client_id, "created": int(time.time())}
+
+
+def last_done(what: str) -> str | None:
+    """The client_id of the last `what` ("verified", "reset") this browser did, if recent."""
+    entry = session.get(DONE)
+    if not isinstance(entry, dict) or entry.get("what") != what or time.time() - entry["created"] >= AWAITING_LIFETIME:
+        return None
+    return entry["client_id"]

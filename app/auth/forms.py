@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from app.services import ValidationError as ServiceValidationError
+
 
 def no_nul(form, field) -> None:
     """No one types a NUL, and PostgreSQL cannot compare text holding one: refuse it as invalid input."""
@@ -85,3 +87,100 @@ class PasswordChangeForm(FlaskForm):
 
 class AccountActionForm(FlaskForm):
     """A button of the account page (resend, unlink, sign out): its CSRF token is all it carries."""
+
+
+# --- self-service: registration, verification, password reset ----------------------------------
+
+
+def show_errors(form: FlaskForm, error: ServiceValidationError) -> None:
+    """Put each of the service's reasons ("is required") next to its field, as a sentence."""
+    for name, reason in error.errors.items():
+        field = form._fields.get(name)
+        if field is None:
+            form.form_errors.append(reason)
+            continue
+        phrase = reason.startswith(("is ", "must "))
+        text = f"{field.label.text} {reason}" if phrase else reason[:1].upper() + reason[1:]
+        field.errors = [*field.errors, text if text.endswith(".") else text + "."]
+
+
+class RegisterForm(FlaskForm):
+    rid = HiddenField()
+    username = StringField(
+        "Username",
+        validators=[
+            DataRequired("Choose a username."),
+            Length(max=64, message="Username must be at most 64 characters."),
+            no_nul,
+        ],
+        render_kw={"autocomplete": "username", "autofocus": True, "spellcheck": "false", "autocapitalize": "none"},
+    )
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired("Enter your email address."),
+            Length(max=254, message="Email must be at most 254 characters."),
+            no_nul,
+        ],
+        render_kw={"autocomplete": "email", "spellcheck": "false"},
+    )
+    first_name = StringField(
+        "First name",
+        validators=[Length(max=100, message="First name must be at most 100 characters."), no_nul],
+        render_kw={"autocomplete": "given-name"},
+    )
+    last_name = StringField(
+        "Last name",
+        validators=[Length(max=100, message="Last name must be at most 100 characters."), no_nul],
+        render_kw={"autocomplete": "family-name"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired("Choose a password."),
+            Length(max=1024, message="Password must be at most 72 bytes."),
+            no_nul,
+        ],
+        description="At least 8 characters.",
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class ResendForm(FlaskForm):
+    """Send the verification link again (the account is the one this browser registered or signed in as)."""
+
+
+class VerifyForm(FlaskForm):
+    rid = HiddenField()
+
+
+class ForgotForm(FlaskForm):
+    rid = HiddenField()
+    login = StringField(
+        "Username or email",
+        validators=[
+            DataRequired("Enter your username or email address."),
+            Length(max=254, message="No account has a name this long."),
+            no_nul,
+        ],
+        render_kw={"autocomplete": "username", "autofocus": True, "spellcheck": "false", "autocapitalize": "none"},
+    )
+
+
+class ResetForm(FlaskForm):
+    rid = HiddenField()
+    password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired("Choose a new password."),
+            Length(max=1024, message="Password must be at most 72 bytes."),
+            no_nul,
+        ],
+        description="At least 8 characters.",
+        render_kw={"autocomplete": "new-password", "autofocus": True},
+    )
+    password_confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired("Repeat the new password."), EqualTo("password", "The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )

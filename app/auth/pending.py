@@ -5,7 +5,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-from flask import redirect, render_template, request
+from flask import redirect, render_template, request, url_for
 
 from app.auth import browser, mfa
 from app.models import Client, User
@@ -63,7 +63,18 @@ def turned_away(refusal: guard.Throttled | guard.Busy, retry_url: str):
 
 
 def finish_sign_in(client: Client, user: User, rid: str, amr: list[str], idp: str | None = None, **detail):
-    """Record a successful sign-in, start its session, and send the browser back to its pending request."""
+    """Record a successful sign-in, start its session, and send the browser back to its pending request.
+
+    A client that requires a verified email gets no session for a user without one: the browser is
+    sent to a page that says so and can send the verification link again.
+    """
+    if client.require_verified_email and not user.email_verified:
+        audit.record(
+            audit.LOGIN_FAILED, client=client, user=user, ip=request.remote_addr, method="fed" if idp else "pwd",
+            reason="email_not_verified", **({"idp": idp} if idp else {}),
+        )  # fmt: skip
+        browser.await_verification(client, user, rid, why="sign_in")
+        return redirect(url_for("auth.check_inbox"), 303)
     if (second_step := mfa.hold(client, user, rid, amr, idp, detail)) is not None:
         return second_step
     # The event is committed with the session row: one transaction for the sign-in.

@@ -5,7 +5,7 @@ from flask import redirect, render_template, request, url_for
 from app.auth import bp, browser
 from app.auth.forms import ConsentForm, LoginForm
 from app.auth.pending import FAILED_LOGIN, finish_sign_in, no_request, pending_request, turned_away
-from app.services import committed, guard, idps, sessions
+from app.services import committed, guard, idps, selfservice, sessions
 from app.services import users as user_service
 
 SCOPE_TEXT = {
@@ -42,7 +42,10 @@ def login():
         else:
             return finish_sign_in(client, user, rid, amr=["pwd"])
     providers = idps.enabled_providers(client)
-    return render_template("auth/login.html", form=form, client=client, error=error, providers=providers)
+    return render_template(
+        "auth/login.html", form=form, client=client, error=error, providers=providers,
+        can_reset=selfservice.reset_available(), can_register=selfservice.registration_open(client),
+    )  # fmt: skip
 
 
 @bp.route("/consent", methods=["GET", "POST"])
