@@ -18,7 +18,7 @@ from app.auth import bp, browser
 from app.auth.forms import AccountActionForm, EmailForm, PasswordChangeForm, ProfileForm
 from app.auth.pending import error_page
 from app.models import BrowserSession, Client, User
-from app.services import NotFound, ValidationError, committed, guard, identities, mail, selfservice, sessions
+from app.services import NotFound, ValidationError, committed, guard, identities, mail, mfa, selfservice, sessions
 from app.services.client_cache import find_client
 
 INVALID = 422
@@ -127,6 +127,7 @@ def _page(account: Account, status: int = 200, headers: dict | None = None, **fo
         unlink_error=forms.get("unlink_error"),
         sessions=[(s, browser_name(s.user_agent)) for s in live],
         this_session=account.browser_session.id,
+        factors=mfa.account_context(client, user),
     )
     return page, status, headers or {}
 

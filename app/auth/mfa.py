@@ -313,7 +313,8 @@ def _account_user(client_id: str) -> tuple[Client, User] | None:
 
 
 def _factors_url(client: Client) -> str:
-    return url_for("auth.account_factors", client_id=client.client_id)
+    """Where a change of factors lands: the account page's "Second factors" section."""
+    return url_for("auth.account", client_id=client.client_id, _anchor="mfa-factors-title")
 
 
 def _sign_in_first(client_id: str):
