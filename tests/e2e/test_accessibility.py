@@ -556,6 +556,10 @@ def test_console_page_contrast_in_dark_mode(console_pages, site, name):
         page.emulate_media(color_scheme="light")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["account", "account-errors", "pages-register-errors", "pages-check-inbox", "pages-verify-first", "pages-reset"],
+)
 def test_self_service_page_contrast_in_dark_mode(fresh_page, site, name):
     page = fresh_page(DESKTOP, color_scheme="dark")
     HOSTED[name](page, site)
