@@ -17,8 +17,17 @@ from wtforms import (
     StringField,
 )
 
-from app.capabilities import AUTH_METHODS, GRANT_TYPES, IDP_KINDS, SIGNING_ALGS, STANDARD_SCOPES, TOKEN_FORMATS
+from app.capabilities import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    IDP_KINDS,
+    MFA_POLICIES,
+    SIGNING_ALGS,
+    STANDARD_SCOPES,
+    TOKEN_FORMATS,
+)
 from app.services import ValidationError
+from app.services.mfa import POLICY_TEXT
 
 
 def sentence(label: str, reason: str) -> str:
@@ -83,6 +92,12 @@ class SelfServiceForm(ConsoleForm):
     allow_registration = BooleanField("Let people register")
     require_verified_email = BooleanField("Require a verified email to sign in")
     default_roles = SelectMultipleField("Default roles", validate_choice=False)
+
+
+class MfaPolicyForm(ConsoleForm):
+    """A client's MFA policy, on its page: a radio button per policy, checked by the service."""
+
+    mfa_policy = StringField("Second factors")
 
 
 class MailForm(ConsoleForm):
@@ -212,6 +227,7 @@ STEPS = (
             "allow_registration",
             "require_verified_email",
             "default_roles",
+            "mfa_policy",
         ),
     ),
 )
@@ -228,6 +244,7 @@ NEEDS_GRANT = {
     "allow_registration": "authorization_code",
     "require_verified_email": "authorization_code",
     "default_roles": "authorization_code",
+    "mfa_policy": "authorization_code",
 }
 
 
@@ -256,6 +273,7 @@ LABELS = {
     "allow_registration": "Self-registration",
     "require_verified_email": "Verified email",
     "default_roles": "Default roles",
+    "mfa_policy": "Second factors",
 }
 
 AUTH_METHOD_TEXT = described(
@@ -279,6 +297,16 @@ AUTH_METHOD_TEXT = described(
         ),
     },
 )
+
+
+def _title_and_text(policy_text: str) -> tuple[str, str]:
+    """Split a policy's text into an option card's title and sentence: ("Off", "Only a password …")."""
+    title, text = policy_text.split(": ", 1)
+    return title, text[0].upper() + text[1:]
+
+
+MFA_POLICY_TEXT = {value: _title_and_text(POLICY_TEXT[value]) for value in MFA_POLICIES}
+
 GRANT_TEXT = described(
     GRANT_TYPES,
     {

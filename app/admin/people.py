@@ -18,7 +18,7 @@ from app.admin.forms import (
 )
 from app.admin.ui import INVALID, is_htmx, page, see_other
 from app.admin.views import PER_PAGE, client_or_404, page_number
-from app.services import NotFound, ValidationError, committed, guard, mail, selfservice
+from app.services import NotFound, ValidationError, committed, guard, mail, mfa, selfservice
 from app.services import clients as client_service
 from app.services import identities as identity_service
 from app.services import idps as idp_service
@@ -250,13 +250,14 @@ def user_page(client, user, submitted=None, notice=None, status=200, problem=Non
         "user_roles": RolesForm(formdata=None, roles=user_service.role_names(user)),
         "status": EnabledForm(formdata=None),
         "sessions": ConsoleForm(formdata=None),
+        "factors": ConsoleForm(formdata=None),
     }
     forms["user_roles"].roles.choices = _role_choices(client)
     if submitted is not None:
         forms.update(submitted)
     return page(
         "admin/user_detail.html",
-        ("profile", "password_panel", "user_roles", "status", "sessions"),
+        ("profile", "password_panel", "user_roles", "status", "sessions", "factors"),
         status=status,
         client=client,
         user=user,
@@ -272,6 +273,7 @@ def user_page(client, user, submitted=None, notice=None, status=200, problem=Non
         mail_off=mail.unavailable_reason(),
         pending_email=selfservice.pending_email(user),
         problem=problem,
+        factors=mfa.factors_of(user),
     )
 
 
@@ -340,6 +342,21 @@ def user_unlock(client_id, username):
     else:
         message = f"{user.username} was not locked (any lock had already ended)."
     return saved(client, user, "status", message)
+
+
+@bp.post("/clients/<client_id>/users/<username>/reset-factors")
+def user_reset_factors(client_id, username):
+    """Remove the user's authenticator app, passkeys and recovery codes: for one who lost them."""
+    client = client_or_404(client_id)
+    user = user_or_404(client, username)
+    if not ConsoleForm().validate_on_submit():
+        abort(400)
+    if mfa.reset_factors(client, user):
+        then = "has them set up a new one" if client.mfa_policy == "required" else "asks for none"
+        message = f"Removed every second factor of {user.username}; their next sign-in {then}."
+    else:
+        message = f"{user.username} had no second factor to remove."
+    return saved(client, user, "factors", message)
 
 
 @bp.post("/clients/<client_id>/users/<username>/roles")

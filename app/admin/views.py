@@ -1,11 +1,21 @@
 """Console pages: the dashboard, clients (list, detail, secret, delete) and signing keys."""
 
 from flask import abort, current_app, flash, request, url_for
+from flask_login import current_user
 
 from app.admin import bp
-from app.admin.forms import ConfirmForm, ConsoleForm, RevokeKeyForm, RotateKeysForm, SelfServiceForm, show_errors
+from app.admin.forms import (
+    MFA_POLICY_TEXT,
+    ConfirmForm,
+    ConsoleForm,
+    MfaPolicyForm,
+    RevokeKeyForm,
+    RotateKeysForm,
+    SelfServiceForm,
+    show_errors,
+)
 from app.admin.ui import INVALID, duration, hand_over_secret, is_htmx, page, see_other, take_secret, utc
-from app.services import NotFound, ValidationError, audit, mail
+from app.services import NotFound, ValidationError, audit, mail, mfa
 from app.services import clients as client_service
 from app.services import idps as idp_service
 from app.services import keys as key_service
@@ -49,6 +59,8 @@ def dashboard():
         failures=audit.recent_with_clients((audit.LOGIN_FAILED,), limit=8),
         issuer=current_app.config["AUTHGATE_ISSUER"],
         mail_off=mail.unavailable_reason(),
+        add_factor=mfa.should_nudge(client_service.get_client(client_service.CONSOLE_CLIENT_ID), current_user.user),
+        account_url=url_for("auth.account", client_id=client_service.CONSOLE_CLIENT_ID),
     )
 
 
@@ -80,16 +92,21 @@ def self_service_form(client) -> SelfServiceForm:
     return form
 
 
-def client_page(client, form=None, notice=None, status=200):
-    """The client's page; `form` is the self-service settings just posted (with its errors)."""
+def client_page(client, form=None, notice=None, status=200, mfa_form=None):
+    """The client's page; `form` (self-service) or `mfa_form` is the panel just posted (with its errors).
+
+    `notice` is a note for HTMX's panel, by the panel's block name.
+    """
     return page(
         "admin/client_detail.html",
-        ("self_service",),
+        ("self_service", "mfa_panel"),
         status=status,
         client=client,
         secret=take_secret(client.client_id),
         self_service=form or self_service_form(client),
-        notice=notice,
+        mfa_form=mfa_form or MfaPolicyForm(formdata=None, mfa_policy=client.mfa_policy),
+        mfa_policies=MFA_POLICY_TEXT,
+        notice=notice or {},
         descriptions={role.name: role.description for role in role_service.list_roles(client)},
         mail_off=mail.unavailable_reason(),
         usage=client_service.usage(client),
@@ -125,8 +142,26 @@ def client_self_service(client_id):
             if not is_htmx():
                 flash(message, "success")
                 return see_other(url_for("admin.client_detail", client_id=client.client_id))
-            return client_page(client, notice=message)
+            return client_page(client, notice={"self_service": message})
     return client_page(client, form, status=INVALID)
+
+
+@bp.post("/clients/<client_id>/mfa")
+def client_mfa(client_id):
+    client = client_or_404(client_id)
+    form = MfaPolicyForm()
+    if form.validate_on_submit():
+        try:
+            client, _ = client_service.update_client(client.client_id, mfa_policy=form.mfa_policy.data)
+        except ValidationError as exc:
+            show_errors(form, exc)
+        else:
+            message = f"Second factors are {MFA_POLICY_TEXT[client.mfa_policy][0].lower()} now."
+            if not is_htmx():
+                flash(message, "success")
+                return see_other(url_for("admin.client_detail", client_id=client.client_id))
+            return client_page(client, notice={"mfa_panel": message})
+    return client_page(client, mfa_form=form, status=INVALID)
 
 
 @bp.route("/clients/<client_id>/rotate-secret", methods=["GET", "POST"])

@@ -6,6 +6,7 @@ from flask.cli import AppGroup
 from app import capabilities
 from app.cli.common import emit_json, fail, fields_out, json_option, service_errors, table
 from app.services import clients as client_service
+from app.services.mfa import POLICY_TEXT
 
 clients_cli = AppGroup("clients", help="Register and manage OAuth clients.")
 
@@ -64,6 +65,12 @@ def setting_options(func):
             multiple=True,
             help="A role self-registered users get; may be repeated. On create, a missing role is created; "
             "on update, it must exist and the list replaces the defaults.",
+        ),
+        click.option(
+            "--mfa",
+            "mfa_policy",
+            type=click.Choice(capabilities.MFA_POLICIES),
+            help="Second factors. " + " ".join(f"{text}." for text in POLICY_TEXT.values()) + " Default off.",
         ),
     ]
     for option in reversed(options):

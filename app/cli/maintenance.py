@@ -39,6 +39,8 @@ def init_command(admin_password):
             token_endpoint_auth_methods=["none"],
             grant_types=["authorization_code"],
             scopes=["openid", "profile", "email", "roles"],
+            # Admins may add a second factor (the dashboard reminds them); nobody is made to.
+            mfa_policy="optional",
             **console,
         )
     else:

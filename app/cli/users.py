@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 
 from app.cli.common import client_option, emit_json, fail, fields_out, json_option, service_errors, table
 from app.services import clients as client_service
-from app.services import committed, guard
+from app.services import committed, guard, mfa
 from app.services import sessions as session_service
 from app.services import users as user_service
 
@@ -71,12 +71,30 @@ def users_list(client_id, search, as_json):
 @json_option
 @service_errors
 def users_show(client_id, username, as_json):
-    """Show one user."""
-    data = user_service.to_dict(user_service.get_user(client_service.get_client(client_id), username))
+    """Show one user, with their second factors."""
+    user = user_service.get_user(client_service.get_client(client_id), username)
+    data = user_service.to_dict(user)
+    factors = mfa.factors_of(user)
     if as_json:
+        data["second_factors"] = {
+            "authenticator_app": factors.totp is not None,
+            "passkeys": [passkey.name for passkey in factors.passkeys],
+            "recovery_codes_left": factors.recovery_left,
+        }
         emit_json(data)
         return
+    data["second_factors"] = factors_text(factors)
     fields_out(data, 16)
+
+
+def factors_text(factors: mfa.Factors) -> str:
+    """One line: "authenticator app, 2 passkeys, 9 recovery codes left", or "none"."""
+    parts = ["authenticator app"] if factors.totp else []
+    if factors.passkeys:
+        parts.append(f"{len(factors.passkeys)} passkey{'s' if len(factors.passkeys) != 1 else ''}")
+    if factors.any:
+        parts.append(f"{factors.recovery_left} recovery code{'s' if factors.recovery_left != 1 else ''} left")
+    return ", ".join(parts) or "none"
 
 
 @users_cli.command("set-password")
@@ -172,6 +190,20 @@ def users_sign_out(client_id, username):
         f"Signed {username} in client {client_id} out everywhere: "
         f"{ended['sessions']} sessions ended, {ended['families']} refresh-token families revoked."
     )
+
+
+@users_cli.command("reset-factors")
+@client_option
+@username_option
+@service_errors
+def users_reset_factors(client_id, username):
+    """Remove a user's authenticator app, passkeys and recovery codes (one who lost them all); audited."""
+    client = client_service.get_client(client_id)
+    user = user_service.get_user(client, username)
+    if mfa.reset_factors(client, user):
+        click.echo(f"Removed every second factor of {user.username} in client {client_id}.")
+    else:
+        click.echo(f"{user.username} in client {client_id} had no second factor.")
 
 
 @users_cli.command("unlock")

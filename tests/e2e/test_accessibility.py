@@ -450,6 +450,15 @@ def console_reset_link_sent(page, site: Site) -> None:
     expect(page.locator(".alert-success").first).to_contain_text("Sent a password reset link to alice@example.com.")
 
 
+def mfaconsole_policy_saved(page, site: Site) -> None:
+    """The client page's Second factors panel after saving a policy (swapped in by HTMX, with its notice)."""
+    page.goto(f"{site.url}/admin/clients/{SELF_SERVICE_CLIENT}")
+    panel = page.locator("#mfa_panel")
+    panel.locator("input[name=mfa_policy][value=optional]").check()
+    panel.locator("button[type=submit]").click()
+    expect(page.locator("#mfa_panel .alert-success")).to_have_text("Second factors are optional now.")
+
+
 CONSOLE: dict[str, Callable] = {
     "dashboard": path("/admin/"),
     "clients": path("/admin/clients"),
@@ -467,6 +476,8 @@ CONSOLE: dict[str, Callable] = {
     "identity-provider": path(f"/admin/clients/{CLIENT}/identity-providers/github"),
     "console-self-service-saved": console_self_service_saved,
     "console-reset-link-sent": console_reset_link_sent,
+    "mfaconsole-policy-saved": mfaconsole_policy_saved,
+    "mfaconsole-user-factors": path(f"/admin/clients/{MFA_CLIENT}/users/carol"),
 }
 
 
