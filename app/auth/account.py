@@ -7,16 +7,13 @@ or with the page again and the error next to the field. Whatever a form names (a
 linked account) is looked up among the signed-in user's own, so nothing of anyone else is reachable.
 """
 
-import math
 import re
-from datetime import UTC, datetime, timedelta
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 
 from app.auth import bp, browser
-from app.auth.forms import AccountActionForm, EmailForm, PasswordChangeForm, ProfileForm
-from app.auth.pending import error_page
+from app.auth.forms import AccountActionForm, EmailForm, PasswordChangeForm, ProfileForm, sentence, show_errors
+from app.auth.pending import error_page, refusal_text
 from app.models import BrowserSession, Client, User
 from app.services import NotFound, ValidationError, committed, guard, identities, mail, mfa, selfservice, sessions
 from app.services.client_cache import find_client
@@ -56,31 +53,10 @@ def _account(client_id: str) -> Account | object:
     return Account(client, *found)
 
 
-def _sentence(label: str, reason: str) -> str:
-    """A service's reason ("is required") as the sentence shown under its field."""
-    if label and reason.startswith(("is ", "must ", "cannot ")):
-        return f"{label} {reason}."
-    text = reason[0].upper() + reason[1:]
-    return text if text.endswith(".") else text + "."
-
-
-def _show_errors(form: FlaskForm, error: ValidationError) -> None:
-    for name, reason in error.errors.items():
-        if name in form:
-            form[name].errors = [*form[name].errors, _sentence(str(form[name].label.text), reason)]
-        else:
-            form.form_errors.append(_sentence("", reason))
-
-
 def _try_later(refusal: guard.Throttled | guard.Busy, what: str = "Too many attempts.") -> tuple[str, int, dict]:
-    """What a refusal of the guard says (`what` was refused, and when to try again), its status and Retry-After."""
-    headers = {"Retry-After": str(refusal.retry_after)}
-    if isinstance(refusal, guard.Busy):
-        return "The service is busy; try again in a moment.", 503, headers
-    minutes = math.ceil(refusal.retry_after / 60)
-    until = datetime.now(UTC) + timedelta(seconds=refusal.retry_after, minutes=1)
-    message = f"{what} Try again in {minutes} minute{'' if minutes == 1 else 's'} (at {until:%H:%M} UTC)."
-    return message, 429, headers
+    """What a refusal of the guard says on this page, its status and Retry-After."""
+    _, status, message = refusal_text(refusal, what)
+    return message, status, {"Retry-After": str(refusal.retry_after)}
 
 
 # Browser and system names in a User-Agent, most specific first (Edge and Opera also say Chrome).
@@ -158,7 +134,7 @@ def account_profile(client_id):
         try:
             selfservice.update_profile(found.client, found.user, form.first_name.data, form.last_name.data)
         except ValidationError as error:
-            _show_errors(form, error)
+            show_errors(form, error)
         else:
             return _back(found, "Your name was saved.")
     return _page(found, INVALID, profile=form)
@@ -175,7 +151,7 @@ def account_email(client_id):
         try:
             address = selfservice.request_email_change(found.client, found.user, form.email.data)
         except ValidationError as error:
-            _show_errors(form, error)
+            show_errors(form, error)
         except (mail.MailFailed, mail.MailUnavailable) as error:
             return _page(found, 503, email=form, email_error=str(error))
         except guard.Throttled as refusal:
@@ -223,7 +199,7 @@ def account_password(client_id):
                 client, user, form.current_password.data, form.password.data, request.remote_addr
             )
         except ValidationError as error:
-            _show_errors(form, error)
+            show_errors(form, error)
         except (guard.Throttled, guard.Busy) as refusal:
             message, status, headers = _try_later(refusal)
             form.form_errors.append(message)
@@ -251,7 +227,7 @@ def account_unlink(client_id, slug):
     except NotFound:
         return _not_found()
     except ValidationError as error:
-        return _page(found, 409, unlink_error=_sentence("", error.reason))
+        return _page(found, 409, unlink_error=sentence("", error.reason))
     return _back(found, f"Your {provider.name} account is no longer linked.")
 
 

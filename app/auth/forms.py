@@ -92,16 +92,22 @@ class AccountActionForm(FlaskForm):
 # --- self-service: registration, verification, password reset ----------------------------------
 
 
+def sentence(label: str, reason: str) -> str:
+    """A service's reason ("is required") as the sentence shown under its field."""
+    if label and reason.startswith(("is ", "must ", "cannot ")):
+        return f"{label} {reason}."
+    text = reason[:1].upper() + reason[1:]
+    return text if text.endswith(".") else text + "."
+
+
 def show_errors(form: FlaskForm, error: ServiceValidationError) -> None:
-    """Put each of the service's reasons ("is required") next to its field, as a sentence."""
+    """Put each of the service's reasons next to its field, as a sentence; others above the form."""
     for name, reason in error.errors.items():
         field = form._fields.get(name)
         if field is None:
-            form.form_errors.append(reason)
-            continue
-        phrase = reason.startswith(("is ", "must "))
-        text = f"{field.label.text} {reason}" if phrase else reason[:1].upper() + reason[1:]
-        field.errors = [*field.errors, text if text.endswith(".") else text + "."]
+            form.form_errors.append(sentence("", reason))
+        else:
+            field.errors = [*field.errors, sentence(str(field.label.text), reason)]
 
 
 class RegisterForm(FlaskForm):

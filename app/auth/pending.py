@@ -41,23 +41,24 @@ def no_request():
     )
 
 
+def refusal_text(refusal: guard.Throttled | guard.Busy, what: str = "Too many attempts.") -> tuple[str, int, str]:
+    """How a page says the guard refused (`what` was refused, and when to try again): title, status, message."""
+    if isinstance(refusal, guard.Busy):
+        return "Try again in a moment", 503, "The sign-in service is busy; try again in a moment."
+    minutes = math.ceil(refusal.retry_after / 60)
+    # The minute after the wait ends, so trying again at the time shown is never too early.
+    until = datetime.now(UTC) + timedelta(seconds=refusal.retry_after, minutes=1)
+    plural = "" if minutes == 1 else "s"
+    return "Too many attempts", 429, f"{what} Try again in {minutes} minute{plural} (at {until:%H:%M} UTC)."
+
+
 def turned_away(refusal: guard.Throttled | guard.Busy, retry_url: str):
     """The answer to a password attempt the guard refused: when to try again, and the way back to the form.
 
     A locked name and a throttled address get the same words, so the page never tells whether an
     account exists; the pending request stays, so `retry_url` leads back to the same form.
     """
-    if isinstance(refusal, guard.Busy):
-        title, status = "Try again in a moment", 503
-        message = "The sign-in service is busy; try again in a moment."
-    else:
-        title, status = "Too many attempts", 429
-        minutes = math.ceil(refusal.retry_after / 60)
-        # The minute after the wait ends, so trying again at the time shown is never too early.
-        until = datetime.now(UTC) + timedelta(seconds=refusal.retry_after, minutes=1)
-        message = (
-            f"Too many attempts. Try again in {minutes} minute{'' if minutes == 1 else 's'} (at {until:%H:%M} UTC)."
-        )
+    title, status, message = refusal_text(refusal)
     page = render_template("auth/try_later.html", title=title, message=message, retry_url=retry_url)
     return page, status, {"Retry-After": str(refusal.retry_after)}
 

@@ -255,20 +255,7 @@ def _send_reset(client_id: str, login: str, ip: str | None, rid: str | None) -> 
         with transaction():
             audit.record(audit.PASSWORD_RESET_THROTTLED, client=client, user=user, ip=ip)
         return
-    with transaction():
-        token = _issue(user, RESET_PASSWORD, user.email)
-        audit.record(audit.PASSWORD_RESET_SENT, client=client, user=user, ip=ip)
-    mail.send(
-        mail.compose(
-            user.email,
-            f"Reset your password for {client.name}",
-            "reset_password",
-            client=client,
-            user=user,
-            url=link_url("reset", token, rid),
-            minutes=current_app.config["AUTHGATE_RESET_LINK_MINUTES"],
-        )
-    )
+    _mail_reset_link(client, user, rid, ip=ip)
 
 
 def send_reset_link(client: Client, user: User) -> None:
@@ -278,9 +265,15 @@ def send_reset_link(client: Client, user: User) -> None:
     _check_enabled(user)
     if not mail.available():
         raise mail.MailUnavailable(mail.unavailable_reason())
+    _mail_reset_link(client, user)
+
+
+def _mail_reset_link(client: Client, user: User, rid: str | None = None, **detail) -> None:
+    """Issue a reset link for the user's address (committed, audited) and mail it; raise MailFailed."""
+    assert user.email
     with transaction():
         token = _issue(user, RESET_PASSWORD, user.email)
-        audit.record(audit.PASSWORD_RESET_SENT, client=client, user=user)
+        audit.record(audit.PASSWORD_RESET_SENT, client=client, user=user, **detail)
     mail.send(
         mail.compose(
             user.email,
@@ -288,7 +281,7 @@ def send_reset_link(client: Client, user: User) -> None:
             "reset_password",
             client=client,
             user=user,
-            url=link_url("reset", token),
+            url=link_url("reset", token, rid),
             minutes=current_app.config["AUTHGATE_RESET_LINK_MINUTES"],
         )
     )
