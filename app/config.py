@@ -191,6 +191,8 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_HASH_SLOTS": _int(env, "AUTHGATE_HASH_SLOTS", 4, 1, 64),
         # ...and how long a sign-in from a clean address waits for one before it gets a 503.
         "AUTHGATE_HASH_WAIT_SECONDS": _int(env, "AUTHGATE_HASH_WAIT_SECONDS", 5, 0, 60),
+        # Changing one's email, second factors or linked accounts needs a sign-in at most this old.
+        "AUTHGATE_RECENT_SIGN_IN_SECONDS": _int(env, "AUTHGATE_RECENT_SIGN_IN_SECONDS", 900, 60, 86400),
         # Outgoing mail for verification and reset links: smtp://, smtps:// or smtp+starttls://[user:password@]host[:port].
         "AUTHGATE_SMTP_URL": _smtp_url(env.get("AUTHGATE_SMTP_URL") or None),
         # The From address of that mail (default: no-reply at the issuer's host).

@@ -148,6 +148,8 @@ def account_email(client_id):
         return found
     form = EmailForm()
     if form.validate_on_submit():
+        if again := browser.sign_in_again(found.client, found.user, found.browser_session, "change your email address"):
+            return again
         try:
             address = selfservice.request_email_change(found.client, found.user, form.email.data)
         except ValidationError as error:
@@ -206,9 +208,9 @@ def account_password(client_id):
             return _page(found, status, headers, password=form)
         else:
             # The change ended every sign-in of the user, this one too: this browser starts a new one.
-            fresh = sessions.start(
-                client, user, amr=["pwd"], ip=request.remote_addr, user_agent=request.user_agent.string
-            )
+            # It keeps the methods this browser's sign-in proved (a second factor too): the password was one.
+            amr = list(found.browser_session.amr or ["pwd"])
+            fresh = sessions.start(client, user, amr=amr, ip=request.remote_addr, user_agent=request.user_agent.string)
             browser.remember_login(client, fresh)
             return _back(found, PASSWORD_CHANGED)
     return _page(found, INVALID, password=form)
@@ -222,6 +224,8 @@ def account_unlink(client_id, slug):
         return found
     if not AccountActionForm().validate_on_submit():
         return _page(found, INVALID, unlink_error="This form has expired; reload the page and try again.")
+    if again := browser.sign_in_again(found.client, found.user, found.browser_session, "unlink an account"):
+        return again
     try:
         provider = selfservice.unlink_identity(found.client, found.user, slug)
     except NotFound:

@@ -9,9 +9,9 @@ by one of our own pages (the account page) waits the same way, with the path to 
 
 import secrets
 import time
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
-from flask import session, url_for
+from flask import current_app, flash, redirect, session, url_for
 
 from app.models import BrowserSession, Client, User
 from app.services import sessions
@@ -166,3 +166,22 @@ def last_done(what: str) -> str | None:
     if not isinstance(entry, dict) or entry.get("what") != what or time.time() - entry["created"] >= AWAITING_LIFETIME:
         return None
     return entry["client_id"]
+
+
+SIGN_IN_AGAIN = "For your security, sign in again to {what}."
+
+
+def sign_in_again(client: Client, user: User, browser_session: BrowserSession, what: str):
+    """None when this browser's sign-in is recent enough for a sensitive change; else the way to sign in again.
+
+    Someone who finds a signed-in browser must not be able to take the account over (a new email
+    address, their own second factor, an unlinked provider): such changes need a sign-in of the last
+    AUTHGATE_RECENT_SIGN_IN_SECONDS, with every factor the user has. The sign-in comes back here.
+    """
+    age = time.time() - browser_session.auth_time
+    if age <= current_app.config["AUTHGATE_RECENT_SIGN_IN_SECONDS"]:
+        return None
+    flash(SIGN_IN_AGAIN.format(what=what), "info")
+    here = url_for("auth.account", client_id=client.client_id)
+    rid = add_pending(urlencode({"login_hint": user.username}), client.client_id, next_path=here)
+    return redirect(url_for("auth.login", rid=rid), 303)

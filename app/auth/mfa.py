@@ -312,6 +312,13 @@ def _account_user(client_id: str) -> tuple[Client, User] | None:
     return (client, signed_in[1]) if signed_in else None
 
 
+def _sign_in_again(client: Client, user: User, what: str = "change your second factors"):
+    """None for a recent sign-in; else the way to sign in again (see browser.sign_in_again)."""
+    signed_in = browser.current_login(client)
+    assert signed_in is not None
+    return browser.sign_in_again(client, user, signed_in[0], what)
+
+
 def _factors_url(client: Client) -> str:
     """Where a change of factors lands: the account page's "Second factors" section."""
     return url_for("auth.account", client_id=client.client_id, _anchor="mfa-factors-title")
@@ -345,6 +352,8 @@ def account_totp(client_id):
     if not mfa_service.offered(client):
         abort(404)
     form = CodeForm()
+    if request.method == "POST" and (again := _sign_in_again(client, user)):
+        return again
     if request.method == "POST" and "code" not in request.form:
         # "Set up an authenticator app": a new secret, shown on the GET that follows.
         if ActionForm().validate_on_submit():
@@ -377,6 +386,8 @@ def account_totp_remove(client_id):
     if found is None:
         return _sign_in_first(client_id)
     client, user = found
+    if again := _sign_in_again(client, user):
+        return again
     if ActionForm().validate_on_submit():
         mfa_service.remove_totp(client, user)
     return redirect(_factors_url(client), 303)
@@ -389,6 +400,8 @@ def account_codes(client_id):
     if found is None:
         return _sign_in_first(client_id)
     client, user = found
+    if request.method == "POST" and (again := _sign_in_again(client, user, "make new recovery codes")):
+        return again
     if request.method == "POST":
         if ActionForm().validate_on_submit():
             try:
@@ -411,6 +424,9 @@ def account_passkey_options(client_id):
     if found is None or not mfa_service.offered(found[0]):
         return _refused("Sign in to your account again.", 403)
     client, user = found
+    if _sign_in_again(client, user, "add a passkey") is not None:
+        # The script shows this; reloading the page leads to the sign-in.
+        return _refused("For your security, sign in again to add a passkey: reload this page.", 403)
     return _begin(f"register:{client.client_id}:{user.id}", *passkey_service.registration_options(client, user))
 
 
@@ -439,6 +455,8 @@ def account_passkey_remove(client_id, passkey_id):
     if found is None:
         return _sign_in_first(client_id)
     client, user = found
+    if again := _sign_in_again(client, user, "remove a passkey"):
+        return again
     if ActionForm().validate_on_submit():
         try:
             passkey_service.remove(client, user, passkey_id)

@@ -411,3 +411,52 @@ def test_a_post_after_the_sign_in_ended_goes_to_sign_in_and_changes_nothing(app,
     response = submit(http, page, "/profile", first_name="Mallory", last_name="X")
     assert response.status_code == 303 and response.headers["Location"].startswith("/login?rid=")
     assert user().first_name == "Alice"
+
+
+# --- changes that could take an account over need a recent sign-in -----------------------------
+
+RECENT = 60
+
+
+def age_sign_ins(seconds: int) -> None:
+    """Make every sign-in `seconds` older."""
+    db.session.execute(sa.update(BrowserSession).values(auth_time=BrowserSession.auth_time - seconds))
+    db.session.commit()
+
+
+@pytest.mark.settings(AUTHGATE_RECENT_SIGN_IN_SECONDS=RECENT)
+def test_an_old_sign_in_signs_in_again_before_a_new_email_and_comes_back(app, web, mailbox):
+    http = app.test_client()
+    page = open_account(http)
+    age_sign_ins(RECENT + 5)
+    asked = submit(http, page, "/email", email="thief@example.com")
+    assert asked.status_code == 303 and asked.headers["Location"].startswith("/login?rid=")
+    login = http.get(asked.headers["Location"])
+    assert "For your security, sign in again to change your email address." in text(login)
+    assert 'value="alice"' in text(login)  # the name is filled in
+    assert mailbox.to("thief@example.com") == [] and selfservice.pending_email(user()) is None
+
+    (form,) = forms(text(login))
+    back = http.post("/login", data={**form.fields, "password": PASSWORD})
+    assert back.status_code == 303 and back.headers["Location"] == "/account/web"
+    sent = submit(http, http.get("/account/web"), "/email", email="alice.new@example.org")
+    assert "We sent a link to alice.new@example.org." in text(after(http, sent))
+
+
+@pytest.mark.settings(AUTHGATE_RECENT_SIGN_IN_SECONDS=RECENT)
+def test_an_old_sign_in_cannot_unlink_or_set_up_a_second_factor(app, web):
+    http = app.test_client()
+    link("alice", "github")
+    get_client("web").mfa_policy = "optional"
+    db.session.commit()
+    page = open_account(http)
+    age_sign_ins(RECENT + 5)
+    unlink = submit(http, page, "/linked/github/unlink")
+    assert unlink.status_code == 303 and unlink.headers["Location"].startswith("/login?rid=")
+    assert linked() == ["github"]
+    totp = submit(http, page, "/factors/totp")
+    assert totp.status_code == 303 and totp.headers["Location"].startswith("/login?rid=")
+    assert "sign in again to change your second factors" in text(http.get(totp.headers["Location"]))
+    from app.models.mfa import TotpCredential
+
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(TotpCredential)) == 0
