@@ -28,6 +28,13 @@ def matches_hash(value: str, expected_hex: str | None) -> bool:
     return hmac.compare_digest(sha256_hex(value), expected_hex)
 
 
+def keyed_hash(value: str, secret_key: str, purpose: bytes) -> str:
+    """HMAC-SHA256 of a value under a key derived from the secret key: for secrets too short to be
+    safe as a plain hash (recovery codes), so a copy of the database alone cannot test guesses."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"authgate-hmac:" + purpose)
+    return hmac.new(hkdf.derive(secret_key.encode()), value.encode(), hashlib.sha256).hexdigest()
+
+
 class DecryptionError(RuntimeError):
     pass
 

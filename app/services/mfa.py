@@ -30,7 +30,7 @@ from app.capabilities import ACR_1FA, ACR_MFA, MFA_POLICIES
 from app.extensions import db
 from app.models import BrowserSession, Client, PasskeyCredential, RecoveryCode, TotpCredential, User
 from app.services import ServiceError, ValidationError, affected, audit, guard, transaction
-from app.services.crypto import decrypt, encrypt, sha256_hex
+from app.services.crypto import decrypt, encrypt, keyed_hash
 from app.services.validation import fail
 
 SECRET_PURPOSE = b"totp-secret"
@@ -272,8 +272,10 @@ def remove_totp(client: Client, user: User) -> bool:
 
 
 def _recovery_hash(user: User, code: str) -> str:
-    # Bound to the user, so equal codes of two users never share a hash.
-    return sha256_hex(f"{user.sub}:{''.join(code.lower().split()).replace('-', '')}")
+    # About 50 bits: keyed with the server's secret, so a leaked table alone cannot be searched;
+    # bound to the user, so equal codes of two users never share a hash.
+    typed = "".join(code.lower().split()).replace("-", "")
+    return keyed_hash(f"{user.sub}:{typed}", current_app.config["SECRET_KEY"], b"recovery-code")
 
 
 def _replace_recovery_codes(client: Client, user: User) -> list[str]:
