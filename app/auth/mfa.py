@@ -445,6 +445,11 @@ def account_passkey_register(client_id):
         passkey_service.register(client, user, body.get("credential"), challenge, body.get("name"))
     except ServiceError as error:
         return _refused(error.reason if isinstance(error, ValidationError) else str(error))
+    if not mfa_service.factors_of(user).recovery_left:
+        # A first factor comes with recovery codes, as an authenticator app does: a lost passkey
+        # must not lock its owner out.
+        session[SHOWN_CODES] = mfa_service.new_recovery_codes(client, user)
+        return jsonify(redirect=url_for("auth.account_codes", client_id=client.client_id)), 201
     return jsonify(redirect=_factors_url(client)), 201
 
 

@@ -107,6 +107,9 @@ def test_passkey_registration_second_factor_and_passwordless(new_page, site, rel
     shot(page, "account")
     page.fill("#passkey-name", "Laptop")
     page.click("button:has-text('Add a passkey')")
+    # A first factor comes with recovery codes, shown once.
+    expect(page.locator(".recovery-codes li")).to_have_count(10)
+    page.click("text=I saved them")
     expect(page.locator(".passkey-list li")).to_contain_text("Laptop")
     shot(page, "account-passkey")
 
