@@ -32,6 +32,9 @@
     if (!box) return;
     box.textContent = message || "";
     box.hidden = !message;
+    // Styled as an error only while it shows one, so a page's other errors stay the only ones.
+    box.classList.toggle("alert", Boolean(message));
+    box.classList.toggle("alert-error", Boolean(message));
   }
 
   function reason(error) {
