@@ -17,7 +17,7 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from app.oauth.requests import JsonRequest, OAuth2Request, Protector
+from app.oauth.requests import FrontRequest, JsonRequest, OAuth2Request, Protector
 from app.services import tokens
 from app.services.client_cache import cached_client
 
@@ -64,17 +64,18 @@ class Server(AuthorizationServer):
         )
 
     def create_oauth2_request(self, request):
+        """The request Authlib reads: the front's (app/oauth/front.py) when it passes one, else Flask's."""
         # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host
         # (Werkzeug gives an empty host for an invalid Host header), by raising its error from the
         # request's constructor, where none of its endpoints catch it: a bad request instead, JSON
         # on the machine endpoints and the error page on the hosted ones (app/errors.py).
         try:
-            return OAuth2Request(flask_request)
+            return OAuth2Request(request if isinstance(request, FrontRequest) else flask_request)
         except InsecureTransportError:
             raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
 
     def create_json_request(self, request):
-        return JsonRequest(flask_request)
+        return JsonRequest(request if isinstance(request, FrontRequest) else flask_request)
 
 
 def init_app(app) -> None:
