@@ -35,10 +35,12 @@ from urllib.parse import parse_qsl
 from flask import Flask, g
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import SecurityError
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Response
 
 from app import security_headers
 from app.oauth.params import malformed
-from app.oauth.requests import FRONT_REQUEST, FrontRequest
+from app.oauth.requests import FRONT_REQUEST, FrontAnswer, FrontRequest
 from app.services import committed
 
 # Longer bodies (no token request needs one) go to Flask.
@@ -64,9 +66,41 @@ def _introspection(server, request):
 
 
 def _userinfo(server, request):
-    # Authlib's userinfo endpoint asks the resource protector for the token without the request.
-    setattr(g, FRONT_REQUEST, request)
     return server.create_endpoint_response("userinfo", request)
+
+
+def _finished(response: Response) -> Response:
+    """What Flask does to a view's response on its way out: the app's after-request headers."""
+    response = security_headers(response)
+    # Flask-Login's after-request hook reads the session on every request, so Flask adds this to
+    # each of its responses (Flask >= 3.1.3); the front's say the same.
+    response.vary.add("Cookie")
+    return response
+
+
+class _Headers:
+    """The headers Flask sends with a body and Authlib's headers: made by Werkzeug once per header list."""
+
+    MAX_ENTRIES = 256
+
+    def __init__(self):
+        self._made: dict[tuple, tuple[list, int]] = {}
+
+    def __call__(self, headers: list, body: bytes) -> list:
+        key = tuple(headers)
+        made = self._made.get(key)
+        if made is None:
+            # A Response of the same headers, finished as Flask finishes it; Content-Length is
+            # the one header that depends on the body.
+            template = list(_finished(Response(b"", headers=headers)).headers.items())
+            index = next(i for i, (name, _) in enumerate(template) if name == "Content-Length")
+            if len(self._made) >= self.MAX_ENTRIES:  # error descriptions vary: keep the cache bounded
+                self._made.clear()
+            made = self._made[key] = (template, index)
+        template, index = made
+        sent = list(template)
+        sent[index] = ("Content-Length", str(len(body)))
+        return sent
 
 
 class Front:
@@ -76,6 +110,7 @@ class Front:
         self.app = app
         self.wsgi_app = wsgi_app
         self.max_body = min(MAX_BODY, app.config.get("MAX_CONTENT_LENGTH") or MAX_BODY)
+        self._headers = _Headers()
         self._routes = {
             ("POST", "/oauth2/token"): self._token,
             ("POST", "/oauth2/introspect"): self._introspection,
@@ -141,16 +176,24 @@ class Front:
             state = app.extensions["authgate"]
             if state.housekeeper is not None:
                 state.housekeeper.start()
+            # The server answers with a FrontAnswer, and the resource protector (which Authlib's
+            # userinfo endpoint calls without the request) reads this request, not Flask's.
+            setattr(g, FRONT_REQUEST, request)
             try:
                 response = respond(app.extensions["authgate_authorization"], request)
+                if not isinstance(response, FrontAnswer):
+                    raise TypeError(f"The protocol answered {type(response).__name__}, not a response.")
             except Exception as error:  # answered below by Flask's handlers, as in the Flask path
                 failure = error
-            else:
-                response = security_headers(response)
-                # Flask-Login's after-request hook reads the session on every request, so Flask
-                # adds this to each of its responses (Flask >= 3.1.3); the front's say the same.
-                response.vary.add("Cookie")
         if failure is not None:
             with app.request_context(environ):
-                response = app.finalize_request(app.handle_user_exception(failure))
-        return response(environ, start_response)
+                return app.finalize_request(app.handle_user_exception(failure))(environ, start_response)
+        if response.status < 200 or response.status in (204, 304):
+            # Werkzeug drops the body's length from these; let it.
+            answer = Response(response.body, status=response.status, headers=response.headers)
+            return _finished(answer)(environ, start_response)
+        start_response(
+            f"{response.status} {HTTP_STATUS_CODES.get(response.status, 'Unknown').upper()}",
+            self._headers(response.headers, response.body),
+        )
+        return [response.body]

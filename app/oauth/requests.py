@@ -80,6 +80,15 @@ class FrontRequest:
         self.values = CombinedMultiDict([_NO_ARGS] if self.method == "GET" else [_NO_ARGS, form])
 
 
+class FrontAnswer:
+    """Authlib's answer to a front request (status, body, headers), not yet made a Flask Response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: list):
+        self.status, self.body, self.headers = status, body, headers
+
+
 class OAuth2Request(FlaskOAuth2Request):
     """Authlib's Flask request for the token, authorize and endpoint requests."""
 

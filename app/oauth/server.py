@@ -2,6 +2,7 @@
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from flask import g, json
 from flask import request as flask_request
 from werkzeug.exceptions import BadRequest
 
@@ -17,7 +18,7 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from app.oauth.requests import FrontRequest, JsonRequest, OAuth2Request, Protector
+from app.oauth.requests import FRONT_REQUEST, FrontAnswer, FrontRequest, JsonRequest, OAuth2Request, Protector
 from app.services import tokens
 from app.services.client_cache import cached_client
 
@@ -73,6 +74,13 @@ class Server(AuthorizationServer):
             return OAuth2Request(request if isinstance(request, FrontRequest) else flask_request)
         except InsecureTransportError:
             raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
+
+    def handle_response(self, status_code, payload, headers):
+        """Authlib's Flask response; to the front, the same body and headers, which it sends itself."""
+        if g.get(FRONT_REQUEST) is None:
+            return super().handle_response(status_code, payload, headers)
+        body = json.dumps(payload) if isinstance(payload, dict) else payload
+        return FrontAnswer(status_code, body.encode() if isinstance(body, str) else body, headers)
 
     def create_json_request(self, request):
         return JsonRequest(request if isinstance(request, FrontRequest) else flask_request)
