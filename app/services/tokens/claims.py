@@ -9,10 +9,10 @@ from typing import Any
 
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app, g
-from joserfc import jwt
 
 from app.models import AuthorizationCode, Client, RefreshToken, User
 from app.services.keys import keyring
+from app.services.tokens import jws
 from app.services.users import role_names
 
 
@@ -22,8 +22,7 @@ def issuer() -> str:
 
 def sign(claims: dict, alg: str, typ: str = "JWT") -> str:
     key = keyring().signing_key(alg)
-    header = {"alg": alg, "typ": typ, "kid": key.kid}
-    return jwt.encode(header, claims, key.key, algorithms=[alg])
+    return jws.sign(claims, key.kid, key.key, alg, typ)
 
 
 def peek_claims(token: str) -> dict:
