@@ -4,8 +4,13 @@ They adapt either a Flask request or a `FrontRequest`: the same request as app/o
 reads it from the WSGI environ, before Flask, with the form already parsed.
 """
 
+import functools
+import os
+
+from authlib.common.security import is_secure_transport
 from authlib.integrations.flask_oauth2 import ResourceProtector, token_authenticated
 from authlib.integrations.flask_oauth2.requests import FlaskJsonRequest, FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import errors as authlib_errors
 from flask import g
 from flask import request as flask_request
 from werkzeug.datastructures import CombinedMultiDict, EnvironHeaders, ImmutableMultiDict
@@ -120,3 +125,21 @@ class Protector(ResourceProtector):
         token_authenticated.send(self, token=token)
         g.authlib_server_oauth2_token = token
         return token
+
+
+# Authlib's check of a request's URL (HTTPS, or plain HTTP to loopback: InsecureTransportError)
+# parses it and the host's address every time; our URLs are scheme, host and path, a handful of
+# values per deployment. Hostile Host headers can make more, hence the bound.
+_secure_transport = functools.lru_cache(maxsize=512)(is_secure_transport)
+
+
+def _memoised_secure_transport(uri: str) -> bool:
+    """Authlib's `is_secure_transport`, remembered per URL (the environment variable is read each time, as it does)."""
+    if os.getenv("AUTHLIB_INSECURE_TRANSPORT"):
+        return True
+    return _secure_transport(uri)
+
+
+def memoise_transport_check() -> None:
+    """Make InsecureTransportError.check use the memoised check (it reads the module's global; tests/unit pins that)."""
+    authlib_errors.is_secure_transport = _memoised_secure_transport

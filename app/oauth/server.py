@@ -18,7 +18,15 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from app.oauth.requests import FRONT_REQUEST, FrontAnswer, FrontRequest, JsonRequest, OAuth2Request, Protector
+from app.oauth.requests import (
+    FRONT_REQUEST,
+    FrontAnswer,
+    FrontRequest,
+    JsonRequest,
+    OAuth2Request,
+    Protector,
+    memoise_transport_check,
+)
 from app.services import tokens
 from app.services.client_cache import cached_client
 
@@ -94,6 +102,7 @@ def init_app(app) -> None:
     except ValueError as error:
         raise RuntimeError(f"The discovery document is invalid: {error}") from error
 
+    memoise_transport_check()
     authorization = Server()
     app.extensions["authgate_authorization"] = authorization
     authorization.init_app(app, query_client=query_client, save_token=save_token)
