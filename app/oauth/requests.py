@@ -142,4 +142,4 @@ def _memoised_secure_transport(uri: str) -> bool:
 
 def memoise_transport_check() -> None:
     """Make InsecureTransportError.check use the memoised check (it reads the module's global; tests/unit pins that)."""
-    authlib_errors.is_secure_transport = _memoised_secure_transport
+    authlib_errors.is_secure_transport = _memoised_secure_transport  # type: ignore[attr-defined]
