@@ -13,7 +13,12 @@ from app.services.tokens.denylist import deny
 
 REFRESH_TOKEN_PREFIX = "agrt_"
 
-_BY_HASH = sa.select(RefreshToken).where(RefreshToken.token_hash == sa.bindparam("digest"))
+# The user comes along in the same round trip: the refresh grant reads it next (from the session).
+_BY_HASH = (
+    sa.select(RefreshToken, User)
+    .join(User, User.id == RefreshToken.user_id)
+    .where(RefreshToken.token_hash == sa.bindparam("digest"))
+)
 # The single-use mark, as a plain table update (no ORM bookkeeping; the row object is not refreshed).
 _REFRESH_TOKENS = cast(sa.Table, RefreshToken.__table__)
 _USE = (
@@ -31,8 +36,14 @@ def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
     """This client's refresh token, unless revoked or expired; a rotated one is returned too (see `is_rotated`)."""
     if not isinstance(value, str) or not value:
         return None
-    row = db.session.scalar(_BY_HASH, {"digest": sha256_hex(value)})
-    if row is None or row.client_pk != client.id or row.revoked_at is not None:
+    found = db.session.execute(_BY_HASH, {"digest": sha256_hex(value)}).first()
+    if found is None:
+        return None
+    row, user = found
+    # The session's identity map holds objects weakly: kept here (for this session, this request),
+    # the user is what the grant's look-up by primary key finds, without a query.
+    db.session.info.setdefault("authgate_loaded", []).append(user)
+    if row.client_pk != client.id or row.revoked_at is not None:
         return None
     if row.used_at is None and row.expires_at <= datetime.now(UTC):
         return None
