@@ -142,9 +142,10 @@ class EndSession(EndSessionEndpoint):
             raise InvalidRequestError("The id_token_hint is an access token, not an ID token.")
         try:
             claims = super()._validate_id_token_hint(id_token_hint)
-        except (RecursionError, ValueError):
-            # Deeply nested JSON in the hint's header (json.loads raises RecursionError), or a
-            # joserfc error quoting the header in text Authlib refuses as an error description.
+        except (RecursionError, ValueError, TypeError):
+            # Deeply nested JSON in the hint's header (json.loads raises RecursionError), a header
+            # member of the wrong type (joserfc iterates a "crit" of true: TypeError), or a joserfc
+            # error quoting the header in text Authlib refuses as an error description.
             raise InvalidRequestError("The id_token_hint is not a valid ID token.") from None
         if claims.get("iss") != issuer():
             raise InvalidRequestError("The id_token_hint was not issued here.")
