@@ -288,6 +288,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--record", metavar="LABEL", help="keep the results in bench/results/<date>-inprocess-LABEL.json"
     )
+    parser.add_argument("--commit", help="the measured commit, for a checkout without .git (git archive)")
     parser.add_argument("--readme", action="store_true", help="only write the table of recorded runs into the README")
     args = parser.parse_args(argv)
     if args.readme:
