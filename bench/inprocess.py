@@ -335,7 +335,7 @@ def main(argv=None) -> int:
             "load_after": os.getloadavg()[0],
             "python": sys.version.split()[0],
         }
-        suffix = args.record.replace(" ", "_").replace("/", "_")
+        suffix = "".join(c if c.isalnum() else "-" for c in args.record.lower())
         if args.database:
             suffix += "-pg"
         path = RESULTS / f"{time.strftime('%Y-%m-%d', time.gmtime())}-inprocess-{suffix}.json"
