@@ -14,6 +14,7 @@ from flask import g
 from joserfc.jwk import KeySet
 
 from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS, TOKEN_TYPE_HINTS
+from app.extensions import db
 from app.oauth.params import quoted
 from app.services import tokens
 from app.services.client_cache import cached_client
@@ -57,6 +58,15 @@ class AccessTokenValidator(BearerTokenValidator):
 
 
 class Userinfo(UserInfoEndpoint):
+    def __call__(self, request):
+        """Authlib's userinfo; on PostgreSQL its reads run outside a transaction (no BEGIN, no ROLLBACK)."""
+        # Userinfo never writes, and its reads (the user, their roles) need no common snapshot. On
+        # SQLite switching the mode costs more than it saves (PRAGMAs when the connection returns);
+        # a session that already began (a caller's, in the tests) keeps its transaction.
+        if not db.session().in_transaction() and db.session.get_bind().dialect.name == "postgresql":
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return super().__call__(request)
+
     def generate_user_info(self, user, scope):
         return UserInfo(tokens.user_claims(user, scope))
 
