@@ -235,10 +235,8 @@ def commit_of(checkout: Path) -> str:
 
 def render_table() -> str:
     """The recorded runs: a row per scenario and database, a column per label, CPU µs per request."""
-    runs = []
-    for path in sorted(RESULTS.glob("*-inprocess-*.json")):
-        doc = json.loads(path.read_text())
-        runs.append(doc)
+    runs = [json.loads(path.read_text()) for path in RESULTS.glob("*-inprocess-*.json")]
+    runs.sort(key=lambda r: r["meta"]["date"])
     if not runs:
         return "_No recorded runs yet: `python -m bench.inprocess --record LABEL`._"
     columns = list(dict.fromkeys(r["meta"]["label"] for r in runs))
@@ -255,12 +253,13 @@ def render_table() -> str:
         row = [f"{values[c]:,.0f}" if c in values else "" for c in columns]
         lines.append(f"| {scenario} | {database} | " + " | ".join(row) + " |")
     lines.append("")
-    for c in columns:
-        meta = next(r["meta"] for r in runs if r["meta"]["label"] == c)
+    for r in runs:
+        meta = r["meta"]
+        note = f" ({meta['note']})" if meta.get("note") else ""
         lines.append(
-            f"- **{c}**: commit {meta['commit']}, {'front' if meta['front'] else 'every request through Flask'}, "
-            f"{meta['date']}, {meta['n']} requests x {meta['rounds']} rounds (median), "
-            f"load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after"
+            f"- **{meta['label']}**, {meta['database']}: commit {meta['commit']}{note}, "
+            f"AUTHGATE_FRONT={int(meta['front'])}, {meta['date']}, {meta['n']} requests x {meta['rounds']} rounds "
+            f"(median), load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after"
         )
     return "\n".join(lines)
 
@@ -289,6 +288,7 @@ def main(argv=None) -> int:
         "--record", metavar="LABEL", help="keep the results in bench/results/<date>-inprocess-LABEL.json"
     )
     parser.add_argument("--commit", help="the measured commit, for a checkout without .git (git archive)")
+    parser.add_argument("--note", help="a few words on the recorded run, shown under the table")
     parser.add_argument("--readme", action="store_true", help="only write the table of recorded runs into the README")
     args = parser.parse_args(argv)
     if args.readme:
@@ -326,6 +326,7 @@ def main(argv=None) -> int:
         meta = {
             "label": args.record,
             "commit": args.commit or commit_of(args.authgate_dir),
+            "note": args.note,
             "front": not args.no_front,
             "database": "postgresql" if args.database else "sqlite",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
