@@ -19,11 +19,11 @@ from joserfc.jwk import GuestProtocol, Key
 
 from app.capabilities import SIGNING_ALGS
 from app.extensions import db
-from app.models import AccessToken, AuthorizationCode, Client, RefreshToken, RevokedJti, User
+from app.models import AccessToken, AuthorizationCode, Client, RefreshToken, RevokedJti, Role, User, UserRole
 from app.services.client_cache import cached_client
 from app.services.crypto import new_secret, sha256_hex
 from app.services.keys import keyring
-from app.services.tokens.claims import access_token_claims, issuer, peek_claims, roles_of, sign
+from app.services.tokens.claims import access_token_claims, issuer, peek_claims, remember_roles, roles_of, sign
 from app.services.tokens.denylist import deny, is_denied
 from app.services.tokens.refresh import REFRESH_TOKEN_PREFIX, is_session_bound, revoke_family
 
@@ -35,9 +35,14 @@ _INSERT_REFRESH = sa.insert(cast(sa.Table, RefreshToken.__table__))
 # Clock skew allowed when checking our own JWTs.
 LEEWAY = 30
 
-# A user token's user, and whether its jti is on the deny-list, in one round trip.
-_JWT_USER = sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jti"))).where(
-    User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk")
+# A user token's user, whether its jti is on the deny-list, and the user's role names (a row per
+# role, as `users.role_names` orders them), in one round trip.
+_JWT_USER = (
+    sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jti")), Role.name)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .outerjoin(Role, Role.id == UserRole.role_id)
+    .where(User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk"))
+    .order_by(Role.name)
 )
 # An opaque token with its client's public id and its user.
 _OPAQUE: dict[type, sa.Select] = {
@@ -233,12 +238,11 @@ def _inspect_jwt(value: str) -> TokenInfo | None:
         return None
     user = None
     if "roles" in claims:
-        found = db.session.execute(
-            _JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}
-        ).first()
-        if found is None or found[1] or not found[0].enabled or issued_before_change(found[0], claims["iat"]):
+        rows = db.session.execute(_JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}).all()
+        if not rows or rows[0][1] or not rows[0][0].enabled or issued_before_change(rows[0][0], claims["iat"]):
             return None
-        user = found[0]
+        user = rows[0][0]
+        remember_roles(user, [name for _, _, name in rows if name is not None])
     elif is_denied(claims["jti"]):
         return None
     return TokenInfo(

@@ -39,6 +39,11 @@ def roles_of(user: User) -> list[str]:
     return memo[user.id]
 
 
+def remember_roles(user: User, names: list[str]) -> None:
+    """The user's role names, read by a caller along with the user: what `roles_of` answers in this request."""
+    g.setdefault("authgate_roles", {})[user.id] = names
+
+
 def user_claims(user: User, scope: str) -> dict:
     """Claims about the user for the ID token and userinfo: by scope, plus roles."""
     scopes = scope.split() if scope else []
