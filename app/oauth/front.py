@@ -152,7 +152,10 @@ class Front:
         length = environ.get("CONTENT_LENGTH", "")
         if not (length.isascii() and length.isdigit()) or int(length) > self.max_body:
             return None
-        body = environ["wsgi.input"].read(int(length))
+        try:
+            body = environ["wsgi.input"].read(int(length))
+        except OSError:  # the client went away: Werkzeug's short-body answer, from Flask
+            body = b""
         # Flask reads the body again if the request goes there after all.
         environ["wsgi.input"] = BytesIO(body)
         if len(body) != int(length) or not body.isascii():
@@ -183,17 +186,17 @@ class Front:
                 response = respond(app.extensions["authgate_authorization"], request)
                 if not isinstance(response, FrontAnswer):
                     raise TypeError(f"The protocol answered {type(response).__name__}, not a response.")
+                if response.status < 200 or response.status in (204, 304):
+                    # Werkzeug drops the body's length from these; let it.
+                    return _finished(Response(response.body, status=response.status, headers=response.headers))(
+                        environ, start_response
+                    )
+                # Werkzeug refuses a header value it cannot send (a newline): a fault, as in Flask.
+                headers = self._headers(response.headers, response.body)
             except Exception as error:  # answered below by Flask's handlers, as in the Flask path
                 failure = error
         if failure is not None:
             with app.request_context(environ):
                 return app.finalize_request(app.handle_user_exception(failure))(environ, start_response)
-        if response.status < 200 or response.status in (204, 304):
-            # Werkzeug drops the body's length from these; let it.
-            answer = Response(response.body, status=response.status, headers=response.headers)
-            return _finished(answer)(environ, start_response)
-        start_response(
-            f"{response.status} {HTTP_STATUS_CODES.get(response.status, 'Unknown').upper()}",
-            self._headers(response.headers, response.body),
-        )
+        start_response(f"{response.status} {HTTP_STATUS_CODES.get(response.status, 'Unknown').upper()}", headers)
         return [response.body]

@@ -281,6 +281,14 @@ SHAPES = {
         FLASK,
         lambda w: token(cc_form(), w.auth("m2m"), headers={"Transfer-Encoding": "chunked"}),
     ),
+    "body shorter than its Content-Length": (
+        FLASK,
+        lambda w: token(cc_form(), w.auth("m2m"), environ_overrides={"CONTENT_LENGTH": "999"}),
+    ),
+    "Content-Length not a number": (
+        FLASK,
+        lambda w: token(cc_form(), w.auth("m2m"), environ_overrides={"CONTENT_LENGTH": "4x"}),
+    ),
     "GET on the token endpoint": (FLASK, lambda w: {"path": "/oauth2/token", "method": "GET"}),
     "HEAD on the token endpoint": (FLASK, lambda w: {"path": "/oauth2/token", "method": "HEAD"}),
     "trailing slash": (FLASK, lambda w: {**token(cc_form(), w.auth("m2m")), "path": "/oauth2/token/"}),
