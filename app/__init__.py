@@ -13,6 +13,22 @@ from app.extensions import CookieSessions, csrf, db, login_manager, migrate
 __version__ = "0.1.0"
 
 
+def security_headers(response):
+    """Add the headers every response carries (and pages more); also applied by app/oauth/front.py."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.mimetype == "text/html":
+        # Pages are never framed (no clickjacking of the sign-in form) and load only our own files.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the application; `config` overrides settings read from the environment."""
     app = Flask(__name__, instance_relative_config=True)
@@ -22,6 +38,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = CookieSessions()
     app.permanent_session_lifetime = timedelta(seconds=app.config["AUTHGATE_SESSION_LIFETIME"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["AUTHGATE_FRONT"]:
+        from app.oauth.front import Front
+
+        # Inside the proxy handling: the front sees the client's address and scheme as Flask does.
+        app.wsgi_app = Front(app, app.wsgi_app)  # type: ignore[method-assign]
     proxies = app.config["AUTHGATE_TRUSTED_PROXIES"]
     if proxies:
         # Wrapping app.wsgi_app is how Flask documents adding middleware; its type declares a method.
@@ -62,20 +83,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     state.housekeeper = maintenance.init_app(app)
 
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if response.mimetype == "text/html":
-            # Pages are never framed (no clickjacking of the sign-in form) and load only our own files.
-            response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-                "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-            )
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("Referrer-Policy", "no-referrer")
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.after_request(security_headers)
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

@@ -159,6 +159,8 @@ def load(instance_path: str, env=None, overrides=None) -> dict:
         "AUTHGATE_AUDIT_RETENTION_DAYS": _int(env, "AUTHGATE_AUDIT_RETENTION_DAYS", 90, 0, 36500),
         # How long a worker keeps a client it looked up; other workers see client changes this late.
         "AUTHGATE_CLIENT_CACHE_SECONDS": _int(env, "AUTHGATE_CLIENT_CACHE_SECONDS", 5, 0, 300),
+        # Token, introspection and userinfo requests of a plain shape skip Flask (app/oauth/front.py); 0: they do not.
+        "AUTHGATE_FRONT": _int(env, "AUTHGATE_FRONT", 1, 0, 1),
         # How long a sign-in lasts in a browser before the user must sign in again.
         "AUTHGATE_SESSION_LIFETIME": _int(env, "AUTHGATE_SESSION_LIFETIME", 10 * 3600, 300, 30 * 86400),
         # How long a sign-in lasts without use (sign-in, authorization, refresh of its tokens).

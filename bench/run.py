@@ -1032,6 +1032,11 @@ def parse_args(argv=None):
     )
     p.add_argument("--threads", type=int, default=4, help="threads of the one worker (gthread, granian)")
     p.add_argument(
+        "--variant",
+        help="keep AuthGate's results apart as authgate@VARIANT (another checkout, another thread count), "
+        "shown as 'AuthGate (...) [VARIANT]' beside today's",
+    )
+    p.add_argument(
         "--authgate-bin",
         type=Path,
         default=BENCH.parent / ".venv" / "bin",
@@ -1131,6 +1136,8 @@ def main(argv=None) -> int:
         target = TARGETS[target_name]
         server = Server(target, PORTS[target_name], rounds, options, trusted_proxies=int(forwarded))
         key = result_key(target_name, args.server)
+        if args.variant and target.is_authgate:
+            key = f"{key.partition('@')[0]}@{args.variant}"
         proxy = ", behind one trusted proxy" if forwarded else ""
         log(f"starting {target.label} on :{server.port} (bcrypt cost {rounds}, {args.server}{proxy})")
         try:

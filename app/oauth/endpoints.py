@@ -14,6 +14,7 @@ from flask import g
 from joserfc.jwk import KeySet
 
 from app.capabilities import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS, SIGNING_ALGS, TOKEN_TYPE_HINTS
+from app.extensions import db
 from app.oauth.params import quoted
 from app.services import tokens
 from app.services.client_cache import cached_client
@@ -57,6 +58,15 @@ class AccessTokenValidator(BearerTokenValidator):
 
 
 class Userinfo(UserInfoEndpoint):
+    def __call__(self, request):
+        """Authlib's userinfo; on PostgreSQL its reads run outside a transaction (no BEGIN, no ROLLBACK)."""
+        # Userinfo never writes, and its reads (the user, their roles) need no common snapshot. On
+        # SQLite switching the mode costs more than it saves (PRAGMAs when the connection returns);
+        # a session that already began (a caller's, in the tests) keeps its transaction.
+        if not db.session().in_transaction() and db.session.get_bind().dialect.name == "postgresql":
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return super().__call__(request)
+
     def generate_user_info(self, user, scope):
         return UserInfo(tokens.user_claims(user, scope))
 
@@ -142,9 +152,10 @@ class EndSession(EndSessionEndpoint):
             raise InvalidRequestError("The id_token_hint is an access token, not an ID token.")
         try:
             claims = super()._validate_id_token_hint(id_token_hint)
-        except (RecursionError, ValueError):
-            # Deeply nested JSON in the hint's header (json.loads raises RecursionError), or a
-            # joserfc error quoting the header in text Authlib refuses as an error description.
+        except (RecursionError, ValueError, TypeError):
+            # Deeply nested JSON in the hint's header (json.loads raises RecursionError), a header
+            # member of the wrong type (joserfc iterates a "crit" of true: TypeError), or a joserfc
+            # error quoting the header in text Authlib refuses as an error description.
             raise InvalidRequestError("The id_token_hint is not a valid ID token.") from None
         if claims.get("iss") != issuer():
             raise InvalidRequestError("The id_token_hint was not issued here.")

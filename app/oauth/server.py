@@ -2,6 +2,7 @@
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from flask import g, json
 from flask import request as flask_request
 from werkzeug.exceptions import BadRequest
 
@@ -17,7 +18,15 @@ from app.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from app.oauth.requests import JsonRequest, OAuth2Request, Protector
+from app.oauth.requests import (
+    FRONT_REQUEST,
+    FrontAnswer,
+    FrontRequest,
+    JsonRequest,
+    OAuth2Request,
+    Protector,
+    memoise_transport_check,
+)
 from app.services import tokens
 from app.services.client_cache import cached_client
 
@@ -64,17 +73,25 @@ class Server(AuthorizationServer):
         )
 
     def create_oauth2_request(self, request):
+        """The request Authlib reads: the front's (app/oauth/front.py) when it passes one, else Flask's."""
         # Authlib refuses plain HTTP to a host that is not loopback, and a URL without a host
         # (Werkzeug gives an empty host for an invalid Host header), by raising its error from the
         # request's constructor, where none of its endpoints catch it: a bad request instead, JSON
         # on the machine endpoints and the error page on the hosted ones (app/errors.py).
         try:
-            return OAuth2Request(flask_request)
+            return OAuth2Request(request if isinstance(request, FrontRequest) else flask_request)
         except InsecureTransportError:
             raise BadRequest("OAuth 2 needs HTTPS (plain HTTP only to loopback) and a valid Host header.") from None
 
+    def handle_response(self, status_code, payload, headers):
+        """Authlib's Flask response; to the front, the same body and headers, which it sends itself."""
+        if g.get(FRONT_REQUEST) is None:
+            return super().handle_response(status_code, payload, headers)
+        body = json.dumps(payload) if isinstance(payload, dict) else payload
+        return FrontAnswer(status_code, body.encode() if isinstance(body, str) else body, headers)
+
     def create_json_request(self, request):
-        return JsonRequest(flask_request)
+        return JsonRequest(request if isinstance(request, FrontRequest) else flask_request)
 
 
 def init_app(app) -> None:
@@ -85,6 +102,7 @@ def init_app(app) -> None:
     except ValueError as error:
         raise RuntimeError(f"The discovery document is invalid: {error}") from error
 
+    memoise_transport_check()
     authorization = Server()
     app.extensions["authgate_authorization"] = authorization
     authorization.init_app(app, query_client=query_client, save_token=save_token)

@@ -1,6 +1,8 @@
 """RP-initiated logout skips its confirmation only for a hint naming the user signed in here."""
 
+import base64
 import dataclasses
+import json
 import time
 
 import sqlalchemy as sa
@@ -83,3 +85,11 @@ def test_a_hint_in_a_browser_not_signed_in_asks_first(make_tenant):
     page = tenant.browser().get(logout_url(id_token_hint=token["id_token"]))
     assert page.status_code == 200 and "Sign out of Web App?" in page.text
     assert live_sessions() == 1
+
+
+def test_a_hint_whose_header_has_a_crit_of_the_wrong_type_is_refused(client):
+    """joserfc iterates `crit` as a list: `true` raised TypeError, a 500 (found by test_fuzz_protocol)."""
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "RS256", "crit": True}).encode()).rstrip(b"=").decode()
+    hint = f"{header}.e30.c2ln"
+    response = client.get(logout_url(id_token_hint=hint))
+    assert response.status_code == 400

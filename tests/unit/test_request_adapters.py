@@ -165,3 +165,49 @@ def test_the_protector_acquires_tokens_as_authlibs_does(flask_app, headers, scop
         assert results[0][1] == outcome
     else:
         assert results[0][0] is outcome
+
+
+# --- the memoised transport check (app/oauth/requests.py reaches into Authlib's module) ----------
+
+TRANSPORT_URIS = [
+    "https://auth.example.com/oauth2/token",
+    "http://auth.example.com/oauth2/token",
+    "http://localhost:5000/oauth2/token",
+    "http://127.0.0.1:8000/oauth2/token",
+    "http://127.9.9.9/oauth2/token",
+    "http://[::1]:8000/oauth2/token",
+    "http://[::ffff:127.0.0.1]/oauth2/token",
+    "http://10.0.0.1/oauth2/token",
+    "http:///oauth2/token",
+    "ftp://127.0.0.1/x",
+    "http://[::1/oauth2/token",
+]
+
+
+def test_authlibs_transport_check_reads_the_module_global_we_replace():
+    """If an Authlib upgrade checks the transport elsewhere, the memo silently stops applying: fail here."""
+    from authlib.oauth2.rfc6749 import errors
+
+    assert "is_secure_transport" in errors.InsecureTransportError.check.__func__.__code__.co_names
+    assert errors.InsecureTransportError.check.__func__.__globals__ is vars(errors)
+
+
+@pytest.mark.parametrize("uri", TRANSPORT_URIS)
+def test_the_memoised_transport_check_answers_as_authlibs(uri, monkeypatch):
+    from authlib.common.security import is_secure_transport
+    from authlib.oauth2.rfc6749 import errors
+
+    from app.oauth.requests import _memoised_secure_transport, memoise_transport_check
+
+    monkeypatch.delenv("AUTHLIB_INSECURE_TRANSPORT", raising=False)
+    monkeypatch.setattr(errors, "is_secure_transport", errors.is_secure_transport)
+    memoise_transport_check()
+    for _ in range(2):  # computed, then remembered
+        assert _memoised_secure_transport(uri) is is_secure_transport(uri)
+        if is_secure_transport(uri):
+            errors.InsecureTransportError.check(uri)
+        else:
+            with pytest.raises(InsecureTransportError):
+                errors.InsecureTransportError.check(uri)
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    assert _memoised_secure_transport(uri) is is_secure_transport(uri) is True

@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import sqlalchemy as sa
 from joserfc import jwt
@@ -18,21 +19,30 @@ from joserfc.jwk import GuestProtocol, Key
 
 from app.capabilities import SIGNING_ALGS
 from app.extensions import db
-from app.models import AccessToken, AuthorizationCode, Client, RefreshToken, RevokedJti, User
+from app.models import AccessToken, AuthorizationCode, Client, RefreshToken, RevokedJti, Role, User, UserRole
 from app.services.client_cache import cached_client
 from app.services.crypto import new_secret, sha256_hex
 from app.services.keys import keyring
-from app.services.tokens.claims import access_token_claims, issuer, peek_claims, roles_of, sign
+from app.services.tokens.claims import access_token_claims, issuer, peek_claims, remember_roles, roles_of, sign
 from app.services.tokens.denylist import deny, is_denied
 from app.services.tokens.refresh import REFRESH_TOKEN_PREFIX, is_session_bound, revoke_family
 
 ACCESS_TOKEN_PREFIX = "agat_"
+# Plain INSERTs: nothing reads the new rows back in the request that writes them, so the ORM's
+# unit of work (an object, its state, a flush) is not needed.
+_INSERT_ACCESS = sa.insert(cast(sa.Table, AccessToken.__table__))
+_INSERT_REFRESH = sa.insert(cast(sa.Table, RefreshToken.__table__))
 # Clock skew allowed when checking our own JWTs.
 LEEWAY = 30
 
-# A user token's user, and whether its jti is on the deny-list, in one round trip.
-_JWT_USER = sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jti"))).where(
-    User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk")
+# A user token's user, whether its jti is on the deny-list, and the user's role names (a row per
+# role, as `users.role_names` orders them), in one round trip.
+_JWT_USER = (
+    sa.select(User, sa.exists().where(RevokedJti.jti == sa.bindparam("jti")), Role.name)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .outerjoin(Role, Role.id == UserRole.role_id)
+    .where(User.sub == sa.bindparam("sub"), User.client_pk == sa.bindparam("client_pk"))
+    .order_by(Role.name)
 )
 # An opaque token with its client's public id and its user.
 _OPAQUE: dict[type, sa.Select] = {
@@ -78,16 +88,17 @@ def save(
     access = token["access_token"]
     if client.token_format == "opaque":
         jti = secrets.token_urlsafe(16)
-        db.session.add(
-            AccessToken(
-                token_hash=sha256_hex(access),
-                family_id=family_id,
-                client_pk=client.id,
-                user_id=user.id if user else None,
-                scope=token["scope"],
-                jti=jti,
-                expires_at=expires_at,
-            )
+        db.session.execute(
+            _INSERT_ACCESS,
+            {
+                "token_hash": sha256_hex(access),
+                "family_id": family_id,
+                "client_pk": client.id,
+                "user_id": user.id if user else None,
+                "scope": token["scope"],
+                "jti": jti,
+                "expires_at": expires_at,
+            },
         )
         deny_jti = None
     elif code is None and "refresh_token" not in token:
@@ -102,24 +113,25 @@ def save(
             raise ValueError("a refresh token needs the user and the code or token it continues")
         # Each rotation lives the idle timeout, never past the family's absolute end.
         family_end = previous.family_expires_at if previous else _at(now + client.refresh_token_max_lifetime)
-        db.session.add(
-            RefreshToken(
-                token_hash=sha256_hex(token["refresh_token"]),
-                family_id=family_id,
-                client_pk=client.id,
-                user_id=user.id,
+        db.session.execute(
+            _INSERT_REFRESH,
+            {
+                "token_hash": sha256_hex(token["refresh_token"]),
+                "family_id": family_id,
+                "client_pk": client.id,
+                "user_id": user.id,
                 # The grant's scope, even when this refresh asked for less (RFC 6749 6): whether the
                 # family is offline never changes.
-                scope=previous.scope if previous else token["scope"],
-                session_id=source.session_id,
-                auth_time=source.auth_time,
-                amr=source.amr,
-                idp=source.idp,
-                expires_at=min(_at(now + client.refresh_token_lifetime), family_end),
-                family_expires_at=family_end,
-                access_jti=deny_jti,
-                access_expires_at=expires_at if deny_jti else None,
-            )
+                "scope": previous.scope if previous else token["scope"],
+                "session_id": source.session_id,
+                "auth_time": source.auth_time,
+                "amr": source.amr,
+                "idp": source.idp,
+                "expires_at": min(_at(now + client.refresh_token_lifetime), family_end),
+                "family_expires_at": family_end,
+                "access_jti": deny_jti,
+                "access_expires_at": expires_at if deny_jti else None,
+            },
         )
     if code is not None:
         code.family_id = family_id
@@ -226,12 +238,11 @@ def _inspect_jwt(value: str) -> TokenInfo | None:
         return None
     user = None
     if "roles" in claims:
-        found = db.session.execute(
-            _JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}
-        ).first()
-        if found is None or found[1] or not found[0].enabled or issued_before_change(found[0], claims["iat"]):
+        rows = db.session.execute(_JWT_USER, {"jti": claims["jti"], "sub": claims["sub"], "client_pk": client.id}).all()
+        if not rows or rows[0][1] or not rows[0][0].enabled or issued_before_change(rows[0][0], claims["iat"]):
             return None
-        user = found[0]
+        user = rows[0][0]
+        remember_roles(user, [name for _, _, name in rows if name is not None])
     elif is_denied(claims["jti"]):
         return None
     return TokenInfo(

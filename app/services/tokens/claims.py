@@ -9,11 +9,11 @@ from typing import Any
 
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app, g
-from joserfc import jwt
 
 from app.models import AuthorizationCode, Client, RefreshToken, User
 from app.services.keys import keyring
 from app.services.mfa import acr_of
+from app.services.tokens import jws
 from app.services.users import role_names
 
 
@@ -23,8 +23,7 @@ def issuer() -> str:
 
 def sign(claims: dict, alg: str, typ: str = "JWT") -> str:
     key = keyring().signing_key(alg)
-    header = {"alg": alg, "typ": typ, "kid": key.kid}
-    return jwt.encode(header, claims, key.key, algorithms=[alg])
+    return jws.sign(claims, key.kid, key.key, alg, typ)
 
 
 def peek_claims(token: str) -> dict:
@@ -39,6 +38,11 @@ def roles_of(user: User) -> list[str]:
     if user.id not in memo:
         memo[user.id] = role_names(user)
     return memo[user.id]
+
+
+def remember_roles(user: User, names: list[str]) -> None:
+    """The user's role names, read by a caller along with the user: what `roles_of` answers in this request."""
+    g.setdefault("authgate_roles", {})[user.id] = names
 
 
 def user_claims(user: User, scope: str) -> dict:

@@ -6,14 +6,24 @@ from typing import cast
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AccessToken, Client, RefreshToken, User
+from app.models import AccessToken, Client, RefreshToken, Role, User, UserRole
 from app.services import affected, audit
 from app.services.crypto import sha256_hex
+from app.services.tokens.claims import remember_roles
 from app.services.tokens.denylist import deny
 
 REFRESH_TOKEN_PREFIX = "agrt_"
 
-_BY_HASH = sa.select(RefreshToken).where(RefreshToken.token_hash == sa.bindparam("digest"))
+# The user and their role names (a row per role, as `users.role_names` orders them) come along in
+# the same round trip: the refresh grant reads the user next, and its tokens carry the roles.
+_BY_HASH = (
+    sa.select(RefreshToken, User, Role.name)
+    .join(User, User.id == RefreshToken.user_id)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .outerjoin(Role, Role.id == UserRole.role_id)
+    .where(RefreshToken.token_hash == sa.bindparam("digest"))
+    .order_by(Role.name)
+)
 # The single-use mark, as a plain table update (no ORM bookkeeping; the row object is not refreshed).
 _REFRESH_TOKENS = cast(sa.Table, RefreshToken.__table__)
 _USE = (
@@ -31,8 +41,15 @@ def find_refresh_token(value: str, client: Client) -> RefreshToken | None:
     """This client's refresh token, unless revoked or expired; a rotated one is returned too (see `is_rotated`)."""
     if not isinstance(value, str) or not value:
         return None
-    row = db.session.scalar(_BY_HASH, {"digest": sha256_hex(value)})
-    if row is None or row.client_pk != client.id or row.revoked_at is not None:
+    found = db.session.execute(_BY_HASH, {"digest": sha256_hex(value)}).all()
+    if not found:
+        return None
+    row, user, _ = found[0]
+    # The session's identity map holds objects weakly: kept here (for this session, this request),
+    # the user is what the grant's look-up by primary key finds, without a query.
+    db.session.info.setdefault("authgate_loaded", []).append(user)
+    remember_roles(user, [name for _, _, name in found if name is not None])
+    if row.client_pk != client.id or row.revoked_at is not None:
         return None
     if row.used_at is None and row.expires_at <= datetime.now(UTC):
         return None
